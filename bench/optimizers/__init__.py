@@ -1,0 +1,72 @@
+"""Optimizer construction from config, and the capabilities the training loop acts on.
+
+An optimizer is a plain `torch.optim.Optimizer`. Its yaml names the class in `_target_`;
+every other non-metadata key is a constructor argument, with torch's names (lr, betas, ...).
+Capabilities are data: a class attribute of the same name on the optimizer, or a
+`capabilities:` mapping in the yaml for classes we do not own. The runner never checks names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from bench.config import check_arguments, constructor_kwargs, resolve_target
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    needs_closure: bool = False  # step(closure) re-evaluates the loss (SAM, L-BFGS)
+    needs_hvp: bool = False  # backward(create_graph=True) so step() can take Hessian-vector products
+    has_eval_mode: bool = False  # optimizer.eval()/train() swap in evaluation weights (Schedule-Free)
+    param_partition: bool = False  # constructor takes (name, param) pairs and splits them itself (Muon)
+
+
+def capabilities(optimizer_cls: type, cfg: DictConfig) -> Capabilities:
+    declared = dict(cfg.get("capabilities") or {})
+    values = {f.name: bool(declared.get(f.name, getattr(optimizer_cls, f.name, False))) for f in fields(Capabilities)}
+    return Capabilities(**values)
+
+
+def build_optimizer(cfg: DictConfig, model: nn.Module) -> tuple[torch.optim.Optimizer, Capabilities]:
+    cls = resolve_target(cfg, "optimizer")
+    kwargs = constructor_kwargs(cfg)
+    check_arguments(cls, kwargs, "optimizer", cfg.get("name", cfg._target_))
+    caps = capabilities(cls, cfg)
+    if caps.param_partition:
+        params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    else:
+        params = [p for p in model.parameters() if p.requires_grad]
+    return cls(params, **kwargs), caps
+
+
+def state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    """Bytes held in optimizer state tensors (what 'AdamW 8 bytes/param' counts)."""
+
+    def size(value) -> int:
+        if isinstance(value, torch.Tensor):
+            return value.numel() * value.element_size() if value.dim() > 0 else 0
+        if isinstance(value, dict):
+            return sum(size(v) for v in value.values())
+        if isinstance(value, (list, tuple)):
+            return sum(size(v) for v in value)
+        return 0
+
+    return sum(size(s) for s in optimizer.state.values())
+
+
+def implementation(optimizer: torch.optim.Optimizer) -> str:
+    """Which code path the step uses (fused / compiled / foreach / loop): a fair time comparison
+    needs comparable implementation quality, so every run records it."""
+    declared = getattr(optimizer, "implementation", None)
+    if isinstance(declared, str):
+        return declared
+    defaults = optimizer.defaults
+    if defaults.get("fused"):
+        return "fused"
+    if defaults.get("foreach") or (defaults.get("foreach") is None and "foreach" in defaults):
+        return "foreach"
+    return "loop"

@@ -1,0 +1,1 @@
+"""Running one configuration: config → objects (main.py), the training loop (loop.py)."""

@@ -1,0 +1,117 @@
+"""The run directory: the only interface between running and reporting.
+
+    runs/<run_id>/config.yaml     resolved config (written first)
+                  metrics.jsonl   one line per log step, flushed
+                  summary.json    written last, atomically (temp file + rename)
+                  .lock           held (flock) while a process works in the directory
+
+A directory with summary.json is finished; one without is unfinished (crashed, killed or still
+running: the lock tells which). Several processes may share one runs root safely.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import platform
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import bench
+from bench import BenchError
+
+FINISHED = ("ok", "diverged", "failed")
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Readers see the old file or the new one, never half of one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, default=str)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((run_dir / "summary.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+class RunLock:
+    """An exclusive flock on `<run_dir>/.lock`. The kernel drops it when the process dies,
+    even by kill -9, so a stale lock never blocks a re-run."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / ".lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def ensure_root(root: Path) -> Path:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=root, prefix=".write-test-")
+        probe.close()
+    except OSError as exc:
+        raise BenchError(f"cannot write to runs_root {str(root)!r} ({exc.strerror}); pass runs_root=<writable dir>") from exc
+    return root
+
+
+def fresh_directory(root: Path, run_id: str) -> Path:
+    """A new directory for a forced re-run: `<run_id>`, else `<run_id>-2`, `-3`, ...; mkdir is
+    atomic, so two processes never get the same one and nothing existing is touched."""
+    n = 1
+    while True:
+        candidate = root / (run_id if n == 1 else f"{run_id}-{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            n += 1
+
+
+def git_sha() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(bench.__file__).parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    return {
+        "bench": bench.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(device),
+        "device_name": name,
+        "threads": torch.get_num_threads(),
+        "git_sha": git_sha(),
+        "host": socket.gethostname(),
+    }

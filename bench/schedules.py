@@ -1,0 +1,59 @@
+"""Learning-rate schedules: callables `(step, total) -> multiplier` of the optimizer's base lr.
+
+A schedule is its own config group so that every optimizer in a comparison gets the same one.
+Warm-up lengths are fractions of the run, so a schedule means the same thing at any budget.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+class Constant:
+    def __call__(self, step: int, total: int) -> float:
+        return 1.0
+
+
+class WarmupCosine:
+    """Linear warm-up, then cosine decay to `final` × base lr."""
+
+    def __init__(self, warmup: float = 0.05, final: float = 0.0):
+        self.warmup, self.final = warmup, final
+
+    def __call__(self, step: int, total: int) -> float:
+        warm = int(self.warmup * total)
+        if step < warm:
+            return (step + 1) / warm
+        progress = (step - warm) / max(1, total - warm)
+        return self.final + (1 - self.final) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+class LinearDecay:
+    """Linear warm-up, then linear decay to `final` × base lr at the last step."""
+
+    def __init__(self, warmup: float = 0.0, final: float = 0.0):
+        self.warmup, self.final = warmup, final
+
+    def __call__(self, step: int, total: int) -> float:
+        warm = int(self.warmup * total)
+        if step < warm:
+            return (step + 1) / warm
+        progress = (step - warm) / max(1, total - warm)
+        return 1 - (1 - self.final) * min(1.0, progress)
+
+
+class WarmupStableDecay:
+    """WSD (trapezoid): warm-up, a long constant phase, then a short linear cool-down."""
+
+    def __init__(self, warmup: float = 0.05, decay: float = 0.2, final: float = 0.0):
+        self.warmup, self.decay, self.final = warmup, decay, final
+
+    def __call__(self, step: int, total: int) -> float:
+        warm = int(self.warmup * total)
+        decay_start = total - int(self.decay * total)
+        if step < warm:
+            return (step + 1) / warm
+        if step < decay_start:
+            return 1.0
+        progress = (step - decay_start) / max(1, total - decay_start)
+        return 1 - (1 - self.final) * min(1.0, progress)
