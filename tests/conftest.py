@@ -32,14 +32,11 @@ def bench_cli(monkeypatch, capsys):
     def call(*args: str) -> BenchResult:
         argv = sys.argv[:]
         try:
-            app(list(args), prog_name="bench", standalone_mode=False)
-            code = 0
+            # click returns the code of a typer.Exit when not in standalone mode
+            returned = app(list(args), prog_name="bench", standalone_mode=False)
+            code = returned if isinstance(returned, int) else 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        except Exception as exc:  # typer.Exit under standalone_mode=False
-            code = getattr(exc, "exit_code", None)
-            if code is None:
-                raise
         finally:
             sys.argv = argv
         out = capsys.readouterr()
