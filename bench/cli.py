@@ -103,6 +103,24 @@ def _data_status(node) -> str:
     return source
 
 
+@app.command()
+def data(
+    name: str = typer.Argument(..., help="cifar10 | shakespeare (fashion_mnist: names its system package)"),
+    root: Optional[str] = typer.Option(None, help="where to put it (default: $BENCH_DATA, else ~/.cache/bench)"),
+    url: Optional[str] = typer.Option(None, help="fetch from this address instead (a mirror or a file:// copy)"),
+) -> None:
+    """Download a data set once, verify it, and unpack it where its task looks by default."""
+    from bench.tasks.download import fetch
+
+    try:
+        path = fetch(name, root, url)
+    except BenchError as exc:
+        if os.environ.get("BENCH_DEBUG"):
+            raise
+        fail(str(exc))
+    typer.echo(f"{name}: {path}")
+
+
 def main() -> None:
     app()
 
