@@ -121,6 +121,103 @@ def data(
     typer.echo(f"{name}: {path}")
 
 
+RESULTS_EPILOG = """\b
+Filters: task=NAME[,NAME] optimizer=NAME[,NAME] (or --task/--optimizer). Directories that are
+not finished runs (running, crashed, corrupt, foreign) are listed once on stderr and skipped."""
+
+
+def _results_call(fn, *args, **kwargs):
+    """Run a results command; bad input becomes one line and exit code 2."""
+    try:
+        return fn(*args, **kwargs)
+    except BenchError as exc:
+        if os.environ.get("BENCH_DEBUG"):
+            raise
+        fail(str(exc))
+
+
+@app.command(epilog=RESULTS_EPILOG)
+def leaderboard(
+    filters: Optional[List[str]] = typer.Argument(None, help="task=NAME / optimizer=NAME filters"),
+    runs: str = typer.Option("runs", "--runs", "-r", help="runs root to read (runs_root of `bench run`)"),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="only these tasks (comma-separated)"),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", "-o", help="only these optimizers (comma-separated)"),
+    baseline: str = typer.Option("adamw", "--baseline", "-b", help="optimizer every other one is compared with"),
+    fmt: str = typer.Option("table", "--format", "-f", help="table (rich) | md | csv | json (csv/json: raw numbers)"),
+    measure: str = typer.Option("time", "--measure", help="time-to-target for the profile score: time | steps"),
+) -> None:
+    """Per-task leaderboards, reality-check style: each optimizer at its tuned best, with trials
+    used, n and a 95% bootstrap CI on every number, and a verdict against the baseline (better /
+    worse / tie by the bootstrap probability of improvement).
+
+    \b
+      bench leaderboard                             every task under ./runs
+      bench leaderboard task=logreg --baseline sgd
+      bench leaderboard --runs runs/demo --format md > LEADERBOARD.md
+      bench leaderboard --format json | jq '.leaderboard[0]'
+    """
+    from bench.results.commands import leaderboard_command, parse_filters
+
+    tasks, optimizers = _results_call(parse_filters, filters, task, optimizer)
+    _results_call(leaderboard_command, runs, tasks, optimizers, baseline, fmt, measure,
+                  explicit_baseline=baseline != "adamw")
+
+
+@app.command(epilog=RESULTS_EPILOG)
+def plot(
+    filters: Optional[List[str]] = typer.Argument(None, help="task=NAME / optimizer=NAME filters"),
+    runs: str = typer.Option("runs", "--runs", "-r", help="runs root to read"),
+    out: str = typer.Option("plots", "--out", help="directory for the PNG and SVG files"),
+    kind: Optional[List[str]] = typer.Option(None, "--kind", "-k",
+                                             help="curves | lr | profile | budget | resources | all (repeatable)"),
+    x: str = typer.Option("step", "--x", help="learning-curve x axis: step | time | items"),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="only these tasks (comma-separated)"),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", "-o", help="only these optimizers"),
+    measure: str = typer.Option("time", "--measure", help="performance profile on time | steps to target"),
+) -> None:
+    """Write figures as PNG and SVG, one colour per optimizer throughout: learning curves (median
+    and 95% band over seeds), LR sensitivity (diverged marked), performance profile, tuning-budget
+    curves, memory and step-time bars.
+
+    \b
+      bench plot                                    all kinds, into ./plots
+      bench plot --kind curves --x time task=logreg
+      bench plot --kind profile --kind budget --out figs --runs runs/demo
+    """
+    from bench.results.commands import parse_filters, plot_command
+
+    tasks, optimizers = _results_call(parse_filters, filters, task, optimizer)
+    kinds = [k.strip() for value in kind or [] for k in value.split(",") if k.strip()]
+    _results_call(plot_command, runs, tasks, optimizers, out, kinds, x, measure)
+
+
+@app.command(epilog=RESULTS_EPILOG)
+def report(
+    filters: Optional[List[str]] = typer.Argument(None, help="task=NAME / optimizer=NAME filters"),
+    runs: str = typer.Option("runs", "--runs", "-r", help="runs root to read"),
+    out: str = typer.Option("report.html", "--out", help="where to write the HTML file"),
+    baseline: str = typer.Option("adamw", "--baseline", "-b", help="optimizer every other one is compared with"),
+    x: str = typer.Option("step", "--x", help="learning-curve x axis: step | time | items"),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="only these tasks (comma-separated)"),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", "-o", help="only these optimizers"),
+    measure: str = typer.Option("time", "--measure", help="performance profile on time | steps to target"),
+) -> None:
+    """Write one self-contained HTML report (opens offline; images inline): leaderboards, the
+    across-task table, every figure, run metadata, skipped directories, and the commands that
+    produced it all.
+
+    \b
+      bench report                                  ./runs → ./report.html
+      bench report --runs runs/demo --out runs/demo/report.html
+      bench report task=logreg --baseline sgd --x time
+    """
+    from bench.results.commands import parse_filters, report_command
+
+    tasks, optimizers = _results_call(parse_filters, filters, task, optimizer)
+    _results_call(report_command, runs, tasks, optimizers, out, baseline, x, measure,
+                  explicit_baseline=baseline != "adamw", argv=["bench", *sys.argv[1:]])
+
+
 def main() -> None:
     app()
 

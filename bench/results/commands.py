@@ -1,0 +1,121 @@
+"""What `bench leaderboard`, `bench plot` and `bench report` do, apart from option parsing.
+Bad input raises BenchError with a one-line message; the CLI turns it into exit code 2."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from bench import BenchError
+from bench.results import leaderboard as lb
+from bench.results import plots, tables
+from bench.results.store import Runs, load
+
+X_CHOICES = tuple(plots.X_AXES)
+MEASURES = ("time", "steps")
+
+
+def _split(values: Sequence[str] | None) -> list[str]:
+    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+
+
+def parse_filters(filters: Sequence[str] | None, task: str | None, optimizer: str | None) -> tuple[list[str], list[str]]:
+    """`task=a,b optimizer=c` positional filters (Hydra spelling) merged with --task/--optimizer."""
+    tasks, optimizers = _split([task] if task else []), _split([optimizer] if optimizer else [])
+    for item in filters or []:
+        key, sep, value = item.partition("=")
+        if not sep or key not in ("task", "optimizer"):
+            raise BenchError(f"cannot read filter {item!r}; use task=NAME[,NAME] or optimizer=NAME[,NAME]")
+        (tasks if key == "task" else optimizers).extend(_split([value]))
+    return tasks, optimizers
+
+
+def load_runs(runs_root: str, tasks: Sequence[str] = (), optimizers: Sequence[str] = ()) -> Runs:
+    """The runs under `runs_root`, filtered, with every skipped directory printed once to stderr."""
+    root = Path(runs_root)
+    if not root.is_dir():
+        raise BenchError(f"runs root {runs_root!r} does not exist; pass --runs DIR (where `bench run` wrote runs_root=DIR)")
+    runs = load(root)
+    if runs.table.empty:
+        raise BenchError(f"no finished runs under {runs_root!r} ({len(runs.skipped)} directories skipped); "
+                         f"run e.g. `bench run -m optimizer=adamw,sgd seed=0,1,2 runs_root={runs_root}`")
+    table = runs.table
+    for kind, wanted, column in (("task", tasks, "task"), ("optimizer", optimizers, "optimizer")):
+        if not wanted:
+            continue
+        known = set(table[column]) | (set(table["benchmark"]) if kind == "task" else set())
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            raise BenchError(f"no runs of {kind} {', '.join(unknown)} under {runs_root!r}; "
+                             f"{kind}s there: {', '.join(sorted(set(table[column])))}")
+        keep = table[column].isin(wanted) | (table["benchmark"].isin(wanted) if kind == "task" else False)
+        table = table[keep]
+    return Runs(runs.root, table.reset_index(drop=True), runs.skipped)
+
+
+def print_skipped(runs: Runs) -> None:
+    if not runs.skipped:
+        return
+    print(f"skipped {len(runs.skipped)} (not fatal):", file=sys.stderr)
+    for item in runs.skipped:
+        print(f"  {item.path}: {item.reason}", file=sys.stderr)
+
+
+def check_choice(name: str, value: str, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise BenchError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
+
+
+def check_baseline(runs: Runs, baseline: str, explicit: bool) -> None:
+    present = sorted(set(runs.table["optimizer"]))
+    if baseline not in present:
+        if explicit:
+            raise BenchError(f"baseline {baseline!r} has no runs here; optimizers: {', '.join(present)}")
+        print(f"note: no runs of the default baseline {baseline!r}; the 'vs {baseline}' column is empty "
+              f"(pass --baseline NAME)", file=sys.stderr)
+
+
+def leaderboard_command(runs_root: str, tasks, optimizers, baseline: str, fmt: str, measure: str,
+                        explicit_baseline: bool) -> None:
+    check_choice("--format", fmt, tables.FORMATS)
+    check_choice("--measure", measure, MEASURES)
+    runs = load_runs(runs_root, tasks, optimizers)
+    check_baseline(runs, baseline, explicit_baseline)
+    board = lb.leaderboard(runs.table, baseline=baseline)
+    across = lb.across_tasks(runs.table, measure)
+    if fmt == "table":
+        tables.print_rich(board, across, baseline)
+    else:
+        sys.stdout.write(tables.render(board, fmt, across, baseline))
+    print_skipped(runs)
+
+
+def plot_command(runs_root: str, tasks, optimizers, out: str, kinds: Sequence[str], x: str, measure: str) -> list[Path]:
+    kinds = list(plots.KINDS) if not kinds or "all" in kinds else list(kinds)
+    for kind in kinds:
+        check_choice("--kind", kind, (*plots.KINDS, "all"))
+    check_choice("--x", x, X_CHOICES)
+    check_choice("--measure", measure, MEASURES)
+    runs = load_runs(runs_root, tasks, optimizers)
+    written = []
+    for name, _title, fig in plots.figures(runs, kinds, x=x, measure=measure):
+        written += plots.save(fig, Path(out), name)
+    for path in written:
+        print(path)
+    print_skipped(runs)
+    return written
+
+
+def report_command(runs_root: str, tasks, optimizers, out: str, baseline: str, x: str, measure: str,
+                   explicit_baseline: bool, argv: Sequence[str]) -> Path:
+    from bench.results.report import build_report
+
+    check_choice("--x", x, X_CHOICES)
+    check_choice("--measure", measure, MEASURES)
+    runs = load_runs(runs_root, tasks, optimizers)
+    check_baseline(runs, baseline, explicit_baseline)
+    path = build_report(runs_root, out, baseline=baseline, x=x, measure=measure, command=argv, runs=runs)
+    print_skipped(runs)
+    print(f"report: {path.resolve()}")
+    return path

@@ -1,0 +1,188 @@
+"""One self-contained HTML page: leaderboards, figures (inline base64 PNG), run metadata, what
+was skipped, and the commands that reproduce every number. No scripts, fonts or links to fetch,
+so it opens offline and can be mailed around as one file."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import pandas as pd
+
+from bench.results import leaderboard as lb
+from bench.results import plots, tables
+from bench.results.store import Runs, load
+
+MAX_COMMANDS = 300  # beyond this the list stops being readable; the count is still shown
+
+CSS = """
+body { font: 14px/1.45 system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2em auto; max-width: 1300px;
+       padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: .6em 0 1.2em; font-size: 13px; }
+th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; } tr:nth-child(even) td { background: #fafafa; }
+td.better { color: #176b1f; font-weight: 600; } td.worse { color: #a31515; }
+img { max-width: 100%; border: 1px solid #eee; margin: .4em 0; }
+pre { background: #f6f6f6; padding: .8em; overflow-x: auto; font-size: 12px; }
+.note { color: #555; font-size: 13px; } .meta td:first-child { font-weight: 600; }
+"""
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _table(frame: pd.DataFrame, verdict_col: str | None = None) -> str:
+    """A plain HTML table; the verdict column is coloured so wins and losses stand out."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = []
+    for row in frame.itertuples(index=False):
+        cells = []
+        for col, value in zip(frame.columns, row):
+            cls = ""
+            if col == verdict_col:
+                cls = " class='better'" if str(value).startswith("better") else \
+                    " class='worse'" if str(value).startswith("worse") else ""
+            cells.append(f"<td{cls}>{html.escape(str(value))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _override(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_override(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "null" if value is None else str(value)
+
+
+def reproduce_commands(table: pd.DataFrame) -> list[str]:
+    """`bench run -m …` per (benchmark, optimizer, setting), seeds folded into one sweep. Task
+    settings appear when they distinguish this benchmark from others of the same task."""
+    lines = []
+    keys = ["benchmark", "task", "optimizer", "hyperparameters", "schedule", "batch_size"] + \
+        [c for c in ("budget",) if c in table]
+    for group_key, group in table.groupby(keys, sort=True, dropna=False):
+        info = dict(zip(keys, group_key))
+        parts = ["bench", "run", "-m", f"task={info['task']}", f"optimizer={info['optimizer']}"]
+        label = str(info["benchmark"])
+        if "[" in label:  # logreg[dataset=wine,budget=300] → task.dataset=wine (budget → steps)
+            for item in label[label.index("[") + 1:-1].split(","):
+                k, v = item.split("=", 1)
+                if k != "budget":
+                    parts.append(f"task.{k}={v}")
+        try:
+            hp = json.loads(info["hyperparameters"])
+        except (TypeError, ValueError):
+            hp = {}
+        parts += [f"optimizer.{k}={_override(v)}" for k, v in hp.items()]
+        if isinstance(info["schedule"], str):
+            parts.append(f"schedule={info['schedule'].lower()}")
+        if "budget" in info and pd.notna(info["budget"]):
+            parts.append(f"steps={info['budget']}")
+        if pd.notna(info["batch_size"]):
+            parts.append(f"batch_size={int(float(info['batch_size']))}")
+        seeds = sorted({int(s) for s in group["seed"].dropna()})
+        parts.append("seed=" + ",".join(map(str, seeds)))
+        lines.append(shlex.join(parts))
+    return lines
+
+
+def _environment(table: pd.DataFrame) -> pd.DataFrame:
+    cols = [c for c in ("env/bench", "env/torch", "env/device", "env/device_name", "env/threads", "env/host",
+                        "env/git_sha") if c in table]
+    if not cols:
+        return pd.DataFrame()
+    env = table[cols].astype(str).value_counts().reset_index(name="runs")
+    env.columns = [c.removeprefix("env/") for c in env.columns]
+    return env
+
+
+def render_html(runs: Runs, board: pd.DataFrame, across: pd.DataFrame, figures: Iterable, baseline: str,
+                commands: Sequence[str], measure: str = "time") -> str:
+    table = runs.table
+    now = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    out = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>bench report</title>"
+           f"<style>{CSS}</style></head><body>",
+           "<h1>Optimizer benchmark report</h1>",
+           f"<p class='note'>Generated {html.escape(now)} from <code>{html.escape(str(runs.root))}</code>: "
+           f"{len(table)} runs, {table['benchmark'].nunique()} benchmarks, {table['optimizer'].nunique()} optimizers, "
+           f"{len(runs.skipped)} skipped. Baseline: <b>{html.escape(baseline)}</b>.</p>"]
+
+    out.append("<h2>Leaderboards</h2>")
+    out.append(f"<p class='note'>Each optimizer at its tuned best: the trial (distinct hyperparameter setting) "
+               f"with the best median final metric over seeds. Every estimate is median [95% bootstrap CI] with "
+               f"its n; a miss (diverged, failed or target not reached) counts as ∞. {html.escape(lb.RULE)} "
+               f"{html.escape(lb.CAVEAT)}</p>")
+    shown = tables.display(board, baseline)
+    for bench_name, group in shown.groupby("benchmark", sort=True):
+        out.append(f"<h3>{html.escape(tables.title(board, bench_name))}</h3>")
+        out.append(_table(group.drop(columns="benchmark"), verdict_col=f"vs {baseline}"))
+
+    if not across.empty:
+        out.append("<h2>Across benchmarks</h2>")
+        out.append(_table(tables.display_across(across, measure)))
+        out.append("<p class='note'>Mean rank: rank by median final metric within each benchmark (ties share the "
+                   "average; an optimizer absent from a benchmark ranks last), averaged over benchmarks; the CI "
+                   "resamples seeds within each benchmark. Area score: AlgoPerf's normalised area under the "
+                   "time-to-target performance profile for τ from 1 to 4 (1 = fastest everywhere).</p>")
+
+    out.append("<h2>Figures</h2>")
+    for name, title, fig in figures:
+        out.append(f"<h3 id='{html.escape(name)}'>{html.escape(title)}</h3>")
+        out.append(f"<img alt='{html.escape(title)}' src='data:image/png;base64,{_png(fig)}'>")
+
+    out.append("<h2>Runs</h2>")
+    status = table["status"].value_counts().rename_axis("status").reset_index(name="runs")
+    out.append(_table(status))
+    env = _environment(table)
+    if not env.empty:
+        out.append("<h3>Environment</h3>" + _table(env))
+    if runs.skipped:
+        out.append(f"<h3>Skipped ({len(runs.skipped)})</h3>")
+        out.append(_table(pd.DataFrame([(s.path, s.reason) for s in runs.skipped], columns=["directory", "reason"])))
+
+    out.append("<h2>Commands</h2><p class='note'>This report:</p>")
+    out.append(f"<pre>{html.escape(chr(10).join(commands))}</pre>")
+    runs_cmds = reproduce_commands(table)
+    shown_cmds = runs_cmds[:MAX_COMMANDS]
+    more = f" (first {MAX_COMMANDS} of {len(runs_cmds)})" if len(runs_cmds) > MAX_COMMANDS else ""
+    out.append(f"<p class='note'>The runs, one sweep per setting{more} (add <code>runs_root=…</code>):</p>")
+    out.append(f"<pre>{html.escape(chr(10).join(shown_cmds))}</pre>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def build_report(runs_root: str | Path, out_path: str | Path = "report.html", task: str | Sequence[str] | None = None,
+                 baseline: str = "adamw", x: str = "step", measure: str = "time",
+                 command: Sequence[str] | None = None, runs: Runs | None = None) -> Path:
+    """Write the HTML report for every run under `runs_root` and return its path.
+
+    `command` is recorded as what produced the report (default: this process's argv). Raises
+    ValueError when there is nothing to report."""
+    runs = runs or load(runs_root)
+    if task is not None:
+        wanted = {task} if isinstance(task, str) else set(task)
+        runs = Runs(runs.root, runs.table[runs.table["task"].isin(wanted) | runs.table["benchmark"].isin(wanted)],
+                    runs.skipped)
+    if runs.table.empty:
+        raise ValueError(f"no finished runs under {runs_root}")
+    board = lb.leaderboard(runs.table, baseline=baseline)
+    across = lb.across_tasks(runs.table, measure)
+    figures = list(plots.figures(runs, x=x, measure=measure))  # may add curve problems to runs.skipped
+    commands = [shlex.join(command or ["bench", *sys.argv[1:]])]
+    text = render_html(runs, board, across, figures, baseline, commands, measure)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(text, encoding="utf-8")
+    return out_path

@@ -1,0 +1,335 @@
+"""Run directories → pandas. One row per finished run (`load`), learning curves in long form
+(`Runs.curves`).
+
+Reading 10,000 summary.json files costs seconds, so the flattened rows are cached in
+`<runs_root>/.index/runs-v1.parquet`, keyed per directory by the mtime and size of summary.json
+and metrics.jsonl: an unchanged directory costs two `stat` calls. Anything that is not a usable
+run (unfinished, corrupt, foreign) is listed once in `Runs.skipped` with its reason; nothing in
+a runs root can make loading raise.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+INDEX = Path(".index") / "runs-v1.parquet"
+REQUIRED = ("task", "optimizer", "status", "metric", "mode")
+#: nested summary keys kept as JSON text in the cache (their shapes vary between optimizers/tasks)
+AS_JSON = ("hyperparameters", "task_info", "error")
+#: bookkeeping columns of the cache, dropped from what callers see
+STAMPS = ("_summary_stamp", "_metrics_stamp")
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass
+class Runs:
+    root: Path
+    table: pd.DataFrame
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def curves(self, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """Long-form curves of the given runs (all when None): columns run_id, step, time
+        (train seconds), items, metric, value. Unreadable lines are skipped and reported."""
+        rows = self.table if run_ids is None else self.table[self.table["run_id"].isin(set(run_ids))]
+        frames = []
+        for run_id, run_dir in zip(rows["run_id"], rows["run_dir"]):
+            frame, problem = read_curve(Path(run_dir), run_id)
+            if problem:
+                self._report(run_dir, problem)
+            if frame is not None:
+                frames.append(frame)
+        if not frames:
+            return pd.DataFrame(columns=["run_id", "step", "time", "items", "metric", "value"])
+        return pd.concat(frames, ignore_index=True)
+
+    def _report(self, path: str, reason: str) -> None:
+        item = Skipped(str(path), reason)
+        if item not in self.skipped:
+            self.skipped.append(item)
+
+
+def read_curve(run_dir: Path, run_id: str) -> tuple[pd.DataFrame | None, str | None]:
+    """(long-form frame, problem). A bad line (a crash mid-write) ends the usable curve there."""
+    try:
+        text = (run_dir / "metrics.jsonl").read_text()
+    except OSError as exc:
+        return None, f"metrics.jsonl unreadable ({exc.strerror or exc}); no learning curve"
+    records, problem = [], None
+    for number, line in enumerate(text.splitlines(), 1):
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or "step" not in record:
+                raise ValueError
+        except ValueError:
+            problem = f"metrics.jsonl line {number} is not a complete JSON record (truncated?); curve kept up to line {number - 1}"
+            break
+        records.append(record)
+    if not records:
+        return None, problem or "metrics.jsonl is empty; no learning curve"
+    wide = pd.DataFrame.from_records(records)
+    ids = [c for c in ("step", "time/train_s", "items") if c in wide]
+    long = wide.melt(id_vars=ids, var_name="metric", value_name="value")
+    long = long[~long["metric"].isin(("lr", "time/eval_s"))]
+    # jsonl stores non-finite floats as strings ("nan", "inf"): a diverged step stays visible
+    long["value"] = pd.to_numeric(long["value"], errors="coerce")
+    long = long.dropna(subset=["value"]).rename(columns={"time/train_s": "time"})
+    for col in ("time", "items"):
+        if col not in long:
+            long[col] = np.nan
+    long.insert(0, "run_id", run_id)
+    return long[["run_id", "step", "time", "items", "metric", "value"]].reset_index(drop=True), problem
+
+
+def _stamp(path: Path) -> str | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return f"{st.st_mtime_ns}:{st.st_size}"
+
+
+def _is_locked(run_dir: Path) -> bool:
+    """True when a live process holds the run's lock (it is still running)."""
+    try:
+        fd = os.open(run_dir / ".lock", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def _config_facts(run_dir: Path) -> dict[str, str]:
+    """Top-level `steps` and the task's scalar settings from config.yaml. A line scan rather than
+    a YAML parse: the file is OmegaConf's own output, and parsing 10,000 of them costs seconds."""
+    try:
+        lines = (run_dir / "config.yaml").read_text().splitlines()
+    except OSError:
+        return {}
+    facts, section = {}, None
+    for line in lines:
+        if not line or line.startswith("#"):
+            continue
+        if not line.startswith(" "):
+            section = line.split(":", 1)[0]
+            if section == "steps":
+                facts["budget"] = line.split(":", 1)[1].strip()
+        elif section == "task" and line.startswith("  ") and not line.startswith("   ") and ":" in line:
+            key, value = (s.strip() for s in line.split(":", 1))
+            if value and key not in ("name", "_target_", "data_source", "budget"):
+                facts[f"task/{key}"] = value.strip("'\"")
+    return facts
+
+
+def _flatten(summary: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for key, value in summary.items():
+        if key in AS_JSON:
+            row[key] = json.dumps(value, sort_keys=True, default=str)
+        elif isinstance(value, dict):
+            for sub, v in value.items():
+                row[f"{key}/{sub}"] = json.dumps(v) if isinstance(v, (list, dict)) else v
+        elif isinstance(value, list):
+            row[key] = json.dumps(value)
+        else:
+            row[key] = value
+    row.update(_config_facts(run_dir))
+    row["run_dir"] = str(run_dir)  # where it is now, not where it was written (roots get moved)
+    return row
+
+
+def _parse(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except OSError as exc:
+        return None, f"summary.json unreadable ({exc.strerror or exc})"
+    except (ValueError, UnicodeDecodeError) as exc:
+        return None, f"summary.json is corrupt ({str(exc).split(':')[0]})"
+    if not isinstance(summary, dict):
+        return None, "summary.json is not a JSON object"
+    missing = [k for k in REQUIRED if k not in summary]
+    if missing:
+        return None, f"summary.json lacks {', '.join(missing)} (not a bench run?)"
+    return _flatten(summary, run_dir), None
+
+
+def _metrics_problem(run_dir: Path) -> str | None:
+    """Checks only the last byte: every complete record ends in a newline."""
+    try:
+        with open(run_dir / "metrics.jsonl", "rb") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() == 0:
+                return "metrics.jsonl is empty; no learning curve"
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                return "metrics.jsonl ends in a partial line (truncated); its curve stops at the last complete line"
+    except OSError:
+        return "no metrics.jsonl; no learning curve"
+    return None
+
+
+def _unfinished_reason(run_dir: Path) -> str:
+    if not (run_dir / "config.yaml").exists():
+        return "not a run directory (no summary.json or config.yaml)"
+    if _is_locked(run_dir):
+        return "still running (its lock is held); no summary.json yet"
+    return "unfinished (no summary.json: crashed or interrupted); re-running the same config redoes it"
+
+
+def _coerce(frame: pd.DataFrame) -> pd.DataFrame:
+    """Give every object column one type so parquet can store it: all-numeric columns become
+    floats, anything mixed becomes text."""
+    for col in frame.columns[frame.dtypes == object]:
+        values = frame[col].dropna()
+        if values.map(lambda v: isinstance(v, str)).all():
+            continue
+        if values.map(lambda v: isinstance(v, (int, float, bool)) and not isinstance(v, str)).all():
+            frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
+        else:
+            frame[col] = frame[col].map(lambda v: v if v is None or isinstance(v, str) else json.dumps(v, default=str))
+    return frame
+
+
+def _read_index(path: Path) -> pd.DataFrame | None:
+    try:
+        index = pd.read_parquet(path)
+    except Exception:  # missing, half-written by an old version, foreign: rebuild it
+        return None
+    return index if "_dir" in index.columns else None
+
+
+def _write_index(path: Path, frame: pd.DataFrame) -> None:
+    """Atomic (temp + rename) so concurrent readers never see half a file; best effort only."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(exist_ok=True)
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except Exception:  # a read-only runs root still loads, just without the cache
+        tmp.unlink(missing_ok=True)
+
+
+def load(root: str | Path, cache: bool = True) -> Runs:
+    """Every finished run under `root` (one row each), plus what was skipped and why."""
+    root = Path(root)
+    skipped: list[Skipped] = []
+    try:
+        dirs = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    except OSError:
+        return Runs(root, pd.DataFrame(columns=["run_id", *REQUIRED, "run_dir"]), skipped)
+
+    index = _read_index(root / INDEX) if cache else None
+    known = {} if index is None else {d: i for i, d in enumerate(index["_dir"])}
+    reused, fresh = [], []
+    for name in dirs:
+        run_dir = root / name
+        summary_stamp = _stamp(run_dir / "summary.json")
+        if summary_stamp is None:
+            skipped.append(Skipped(str(run_dir), _unfinished_reason(run_dir)))
+            continue
+        metrics_stamp = _stamp(run_dir / "metrics.jsonl")
+        i = known.get(name)
+        if i is not None and index["_summary_stamp"].iat[i] == summary_stamp \
+                and index["_metrics_stamp"].iat[i] == metrics_stamp:
+            reused.append(i)
+            continue
+        row, reason = _parse(run_dir)
+        if row is None:
+            skipped.append(Skipped(str(run_dir), reason))
+            continue
+        row.update(_dir=name, _summary_stamp=summary_stamp, _metrics_stamp=metrics_stamp,
+                   curve_problem=_metrics_problem(run_dir))
+        fresh.append(row)
+
+    parts = [] if index is None else [index.iloc[reused]]
+    if fresh:
+        parts.append(_coerce(pd.DataFrame.from_records(fresh)))
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["_dir", *STAMPS, *REQUIRED])
+    if cache and (fresh or index is None or len(reused) != len(index)):
+        _write_index(root / INDEX, _coerce(table.copy()))
+
+    for run_dir, problem in zip(table.get("run_dir", []), table.get("curve_problem", [])):
+        if isinstance(problem, str):
+            skipped.append(Skipped(str(run_dir), problem))
+    table = _dedupe(table.drop(columns=["_dir", *STAMPS]), skipped)
+    return Runs(root, derive(table), skipped)
+
+
+def _dedupe(table: pd.DataFrame, skipped: list[Skipped]) -> pd.DataFrame:
+    """A forced re-run (`<run_id>-2`) repeats a (config, seed) cell: only the latest counts, or
+    one seed would be counted twice."""
+    if table.empty or "run_id" not in table:
+        return table
+    order = table.sort_values("finished_at" if "finished_at" in table else "run_dir")
+    dup = order.duplicated("run_id", keep="last")
+    for run_dir in order.loc[dup, "run_dir"]:
+        skipped.append(Skipped(str(run_dir), "superseded by a later run of the same config (force=true)"))
+    return order[~dup].sort_values("run_dir").reset_index(drop=True)
+
+
+def setting_key(hyperparameters: str, schedule: Any) -> str:
+    """One tuning trial = one distinct optimizer setting (hyperparameters + schedule)."""
+    return f"{hyperparameters}|{schedule}"
+
+
+def derive(table: pd.DataFrame) -> pd.DataFrame:
+    """Columns every analysis needs: `value` (final task metric), `loss` (the same, oriented so
+    lower is better, +inf when the run missed: diverged or failed), `setting` (the trial) and
+    `benchmark` (the task, plus whatever distinguishes variants of it in this root)."""
+    table = table.copy()
+    for col in ("hyperparameters", "schedule", "seed", "target", "steps_to_target", "time_to_target_s"):
+        if col not in table:
+            table[col] = np.nan
+    metric_cols = [f"final/{m}" for m in table["metric"]]
+    table["value"] = [_num(table.at[i, c]) if c in table else math.nan for i, c in zip(table.index, metric_cols)]
+    sign = np.where(table["mode"] == "max", -1.0, 1.0)
+    usable = (table["status"] == "ok") & np.isfinite(table["value"])
+    table["loss"] = np.where(usable, sign * table["value"], np.inf)
+    # AlgoPerf convention: a run that never reached the target took infinitely long
+    for col, out in (("steps_to_target", "steps_to_target_inf"), ("time_to_target_s", "time_to_target_inf")):
+        raw = pd.to_numeric(table[col], errors="coerce")
+        table[out] = np.where(usable & raw.notna(), raw, np.inf)
+    table["setting"] = [setting_key(h, s) for h, s in zip(table["hyperparameters"], table["schedule"])]
+    table["benchmark"] = _benchmark_labels(table)
+    return table
+
+
+def _num(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _benchmark_labels(table: pd.DataFrame) -> list[str]:
+    """`logreg` when a task has one variant here; `logreg[dataset=wine,budget=300]` when its runs
+    differ in task settings or step budget, so unlike runs are never ranked together."""
+    keys = [c for c in table.columns if c.startswith("task/") and c != "task/name"] + ["budget"]
+    keys = [k for k in keys if k in table]
+    labels = table["task"].astype(str).copy()
+    for _, group in table.groupby("task"):
+        varying = [k for k in keys if group[k].astype(str).nunique() > 1]
+        for i in group.index:
+            if varying:
+                parts = [f"{k.removeprefix('task/')}={table.at[i, k]}" for k in varying]
+                labels.at[i] = f"{table.at[i, 'task']}[{','.join(parts)}]"
+    return labels.tolist()
