@@ -218,6 +218,46 @@ def report(
                   explicit_baseline=baseline != "adamw", argv=["bench", *sys.argv[1:]])
 
 
+@app.command()
+def check(
+    sweep: str = typer.Argument("ci", help="check sweep: a name in bench/conf/check, or a path to a yaml file"),
+    baseline: Optional[str] = typer.Option(None, "--baseline", "-b",
+                                           help="baseline JSON (default: <sweep>_baseline.json beside the sweep yaml)"),
+    runs: Optional[str] = typer.Option(None, "--runs", "-r", help="read finished runs from this root instead of running"),
+    runs_root: Optional[str] = typer.Option(None, "--runs-root",
+                                            help="where the sweep's runs go (default: runs/check/<sweep>-<code hash>)"),
+    update: bool = typer.Option(False, "--update", help="write the baseline from these results instead of failing"),
+    threads: int = typer.Option(1, "--threads", help="torch threads per run (1: results do not depend on the machine)"),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | md | json"),
+) -> None:
+    """Regression gate for CI: run a small sweep in this process (or read finished runs) and
+    compare each task/optimizer cell with a committed baseline — median final metric and
+    steps-to-target over seeds, with a tolerance from the seeds' spread (the rule is printed).
+    Exit 0 when every cell holds, 1 when one regressed (table), 2 on bad input.
+
+    \b
+      bench check                   the ci sweep against its committed baseline
+      bench check ci --update       accept the current results as the new baseline
+      bench check mine.yaml -f md   markdown, e.g. >> "$GITHUB_STEP_SUMMARY"
+      bench check ci --runs DIR     judge finished runs made elsewhere
+    """
+    from bench.results.check import check as run_check
+    from bench.results.check import render
+
+    if fmt not in ("table", "md", "json"):
+        fail(f"unknown --format {fmt!r}; use table, md or json")
+    if threads < 1:
+        fail(f"--threads must be >= 1, got {threads}")
+    result = _results_call(run_check, sweep, baseline, runs, runs_root, update, threads,
+                           log=lambda line: typer.echo(line, err=True))
+    text = render(result, fmt)
+    if text is not None:
+        typer.echo(text)
+    if update:
+        typer.echo(f"wrote {result.baseline_path}", err=True)
+    raise typer.Exit(result.exit_code)
+
+
 def main() -> None:
     app()
 
