@@ -94,7 +94,7 @@ def read_curve(run_dir: Path, run_id: str) -> tuple[pd.DataFrame | None, str | N
     return long[["run_id", "step", "time", "items", "metric", "value"]].reset_index(drop=True), problem
 
 
-def _stamp(path: Path) -> str | None:
+def _stamp(path: str) -> str | None:
     try:
         st = os.stat(path)
     except OSError:
@@ -118,11 +118,12 @@ def _is_locked(run_dir: Path) -> bool:
         os.close(fd)
 
 
-def _config_facts(run_dir: Path) -> dict[str, str]:
+def _config_facts(run_dir: str) -> dict[str, str]:
     """Top-level `steps` and the task's scalar settings from config.yaml. A line scan rather than
     a YAML parse: the file is OmegaConf's own output, and parsing 10,000 of them costs seconds."""
     try:
-        lines = (run_dir / "config.yaml").read_text().splitlines()
+        with open(f"{run_dir}/config.yaml") as f:
+            lines = f.read().splitlines()
     except OSError:
         return {}
     facts, section = {}, None
@@ -140,7 +141,7 @@ def _config_facts(run_dir: Path) -> dict[str, str]:
     return facts
 
 
-def _flatten(summary: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+def _flatten(summary: dict[str, Any], run_dir: str) -> dict[str, Any]:
     row: dict[str, Any] = {}
     for key, value in summary.items():
         if key in AS_JSON:
@@ -153,13 +154,14 @@ def _flatten(summary: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         else:
             row[key] = value
     row.update(_config_facts(run_dir))
-    row["run_dir"] = str(run_dir)  # where it is now, not where it was written (roots get moved)
+    row["run_dir"] = run_dir  # where it is now, not where it was written (roots get moved)
     return row
 
 
-def _parse(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+def _parse(run_dir: str) -> tuple[dict[str, Any] | None, str | None]:
     try:
-        summary = json.loads((run_dir / "summary.json").read_text())
+        with open(f"{run_dir}/summary.json") as f:
+            summary = json.loads(f.read())
     except OSError as exc:
         return None, f"summary.json unreadable ({exc.strerror or exc})"
     except (ValueError, UnicodeDecodeError) as exc:
@@ -172,10 +174,10 @@ def _parse(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
     return _flatten(summary, run_dir), None
 
 
-def _metrics_problem(run_dir: Path) -> str | None:
+def _metrics_problem(run_dir: str) -> str | None:
     """Checks only the last byte: every complete record ends in a newline."""
     try:
-        with open(run_dir / "metrics.jsonl", "rb") as f:
+        with open(f"{run_dir}/metrics.jsonl", "rb") as f:
             f.seek(0, os.SEEK_END)
             if f.tell() == 0:
                 return "metrics.jsonl is empty; no learning curve"
@@ -225,7 +227,10 @@ def _write_index(path: Path, frame: pd.DataFrame) -> None:
         frame.to_parquet(tmp, index=False)
         os.replace(tmp, path)
     except Exception:  # a read-only runs root still loads, just without the cache
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def load(root: str | Path, cache: bool = True) -> Runs:
@@ -238,23 +243,26 @@ def load(root: str | Path, cache: bool = True) -> Runs:
         return Runs(root, pd.DataFrame(columns=["run_id", *REQUIRED, "run_dir"]), skipped)
 
     index = _read_index(root / INDEX) if cache else None
-    known = {} if index is None else {d: i for i, d in enumerate(index["_dir"])}
+    known: dict[str, tuple[int, str, str]] = {}
+    if index is not None:  # plain lists: per-row pandas access would cost seconds at 10,000 runs
+        known = {d: (i, a, b) for i, (d, a, b) in enumerate(zip(
+            index["_dir"].tolist(), index["_summary_stamp"].tolist(), index["_metrics_stamp"].tolist()))}
     reused, fresh = [], []
+    base = os.fspath(root)
     for name in dirs:
-        run_dir = root / name
-        summary_stamp = _stamp(run_dir / "summary.json")
+        summary_stamp = _stamp(f"{base}/{name}/summary.json")
         if summary_stamp is None:
-            skipped.append(Skipped(str(run_dir), _unfinished_reason(run_dir)))
+            skipped.append(Skipped(str(root / name), _unfinished_reason(root / name)))
             continue
-        metrics_stamp = _stamp(run_dir / "metrics.jsonl")
-        i = known.get(name)
-        if i is not None and index["_summary_stamp"].iat[i] == summary_stamp \
-                and index["_metrics_stamp"].iat[i] == metrics_stamp:
-            reused.append(i)
+        metrics_stamp = _stamp(f"{base}/{name}/metrics.jsonl")
+        hit = known.get(name)
+        if hit is not None and hit[1] == summary_stamp and hit[2] == metrics_stamp:
+            reused.append(hit[0])
             continue
+        run_dir = f"{base}/{name}"
         row, reason = _parse(run_dir)
         if row is None:
-            skipped.append(Skipped(str(run_dir), reason))
+            skipped.append(Skipped(run_dir, reason))
             continue
         row.update(_dir=name, _summary_stamp=summary_stamp, _metrics_stamp=metrics_stamp,
                    curve_problem=_metrics_problem(run_dir))
@@ -267,9 +275,9 @@ def load(root: str | Path, cache: bool = True) -> Runs:
     if cache and (fresh or index is None or len(reused) != len(index)):
         _write_index(root / INDEX, _coerce(table.copy()))
 
-    for run_dir, problem in zip(table.get("run_dir", []), table.get("curve_problem", [])):
-        if isinstance(problem, str):
-            skipped.append(Skipped(str(run_dir), problem))
+    if "curve_problem" in table:
+        bad = table[table["curve_problem"].notna()]
+        skipped += [Skipped(str(d), p) for d, p in zip(bad["run_dir"].tolist(), bad["curve_problem"].tolist())]
     table = _dedupe(table.drop(columns=["_dir", *STAMPS]), skipped)
     return Runs(root, derive(table), skipped)
 
@@ -299,8 +307,11 @@ def derive(table: pd.DataFrame) -> pd.DataFrame:
     for col in ("hyperparameters", "schedule", "seed", "target", "steps_to_target", "time_to_target_s"):
         if col not in table:
             table[col] = np.nan
-    metric_cols = [f"final/{m}" for m in table["metric"]]
-    table["value"] = [_num(table.at[i, c]) if c in table else math.nan for i, c in zip(table.index, metric_cols)]
+    table["value"] = np.nan
+    for metric in table["metric"].dropna().unique():
+        col, rows = f"final/{metric}", table["metric"] == metric
+        if col in table:
+            table.loc[rows, "value"] = pd.to_numeric(table.loc[rows, col], errors="coerce")
     sign = np.where(table["mode"] == "max", -1.0, 1.0)
     usable = (table["status"] == "ok") & np.isfinite(table["value"])
     table["loss"] = np.where(usable, sign * table["value"], np.inf)
@@ -313,13 +324,6 @@ def derive(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _num(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def _benchmark_labels(table: pd.DataFrame) -> list[str]:
     """`logreg` when a task has one variant here; `logreg[dataset=wine,budget=300]` when its runs
     differ in task settings or step budget, so unlike runs are never ranked together."""
@@ -328,8 +332,7 @@ def _benchmark_labels(table: pd.DataFrame) -> list[str]:
     labels = table["task"].astype(str).copy()
     for _, group in table.groupby("task"):
         varying = [k for k in keys if group[k].astype(str).nunique() > 1]
-        for i in group.index:
-            if varying:
-                parts = [f"{k.removeprefix('task/')}={table.at[i, k]}" for k in varying]
-                labels.at[i] = f"{table.at[i, 'task']}[{','.join(parts)}]"
+        if varying:
+            parts = [k.removeprefix("task/") + "=" + group[k].astype(str) for k in varying]
+            labels[group.index] = group["task"].astype(str) + "[" + pd.concat(parts, axis=1).agg(",".join, axis=1) + "]"
     return labels.tolist()

@@ -67,29 +67,55 @@ class ConsoleSink:
 class WandbSink:
     """Weights & Biases: config, curves and summary. If wandb cannot start, warn in one line and
     let the run go on with its local logs. Mode: `logger.mode`, else WANDB_MODE, else offline
-    (online with a key but no network hangs for minutes, so it is never the default)."""
+    (online with a key but no network hangs for minutes, so it is never the default). Offline
+    files go under `<run_dir>/wandb/`; `wandb sync <that dir>` uploads them later."""
 
     def __init__(self, run_dir: Path, run_id: str, config: dict, project: str = "bench", mode: str | None = None):
         self._run = None
+        mode = mode or os.environ.get("WANDB_MODE") or "offline"
+        if mode == "disabled":
+            return
         try:
             import wandb
 
-            mode = mode or os.environ.get("WANDB_MODE") or "offline"
+            # console="off": wandb would otherwise wrap stdout/stderr, fighting the progress bar;
+            # quiet: our own one line below says where the files went.
+            settings = wandb.Settings(console="off", quiet=True, init_timeout=60)
             self._run = wandb.init(project=project, name=run_id, id=run_id, config=config, mode=mode,
-                                   dir=str(run_dir), reinit="finish_previous", resume="allow")
+                                   dir=str(run_dir), reinit="finish_previous", resume="allow", settings=settings)
         except Exception as exc:  # any failure to start must not cost the run
-            print(f"warning: wandb did not start ({type(exc).__name__}: {exc}); local logs only", file=sys.stderr)
+            reason = (str(exc).strip().splitlines() or [""])[0][:200]
+            hint = " (pip install wandb)" if isinstance(exc, ImportError) else ""
+            print(f"warning: wandb did not start ({type(exc).__name__}: {reason}){hint}; local logs only",
+                  file=sys.stderr)
+            return
+        if mode == "offline":
+            print(f"wandb: offline run in {self._run.dir.rsplit('/files', 1)[0]}; upload with `wandb sync`",
+                  file=sys.stderr)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         if self._run is not None:
             self._run.log(metrics, step=step)
 
     def finish(self, summary: dict[str, Any]) -> None:
-        if self._run is not None:
-            for key, value in summary.items():
-                if isinstance(value, (int, float, str, bool)) or value is None:
-                    self._run.summary[key] = value
+        if self._run is None:
+            return
+        try:
+            for key, value in _scalars(summary):
+                self._run.summary[key] = value
+        finally:  # a failed summary write must still close the run (it holds a service process)
             self._run.finish()
+            self._run = None
+
+
+def _scalars(data: dict[str, Any], prefix: str = ""):
+    """(key, value) pairs wandb can show as summary values: nested dicts become `final/val/loss`."""
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from _scalars(value, f"{name}/")
+        elif isinstance(value, (int, float, str, bool)) or value is None:
+            yield name, value
 
 
 def make_sinks(names, run_dir: Path, run_id: str, total: int, progress: str, logger_cfg, config: dict) -> list:
