@@ -214,8 +214,14 @@ def report(
     from bench.results.commands import parse_filters, report_command
 
     tasks, optimizers = _results_call(parse_filters, filters, task, optimizer)
+    # the report records the command that produced it, rebuilt from what was parsed
+    argv = ["bench", "report", *(filters or []), "--runs", runs, "--out", out]
+    for flag, value, default in (("--baseline", baseline, "adamw"), ("--x", x, "step"), ("--task", task, None),
+                                 ("--optimizer", optimizer, None), ("--measure", measure, "time")):
+        if value != default:
+            argv += [flag, value]
     _results_call(report_command, runs, tasks, optimizers, out, baseline, x, measure,
-                  explicit_baseline=baseline != "adamw", argv=["bench", *sys.argv[1:]])
+                  explicit_baseline=baseline != "adamw", argv=argv)
 
 
 @app.command()

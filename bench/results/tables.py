@@ -14,7 +14,7 @@ from bench.results.leaderboard import CAVEAT, RULE
 FORMATS = ("table", "md", "csv", "json")
 
 
-def num(x: float, digits: int = 4) -> str:
+def num(x: float, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
     if math.isinf(x):
@@ -24,8 +24,8 @@ def num(x: float, digits: int = 4) -> str:
 
 def estimate(row: pd.Series, col: str, unit: str = "", n: int | None = None) -> str:
     value, lo, hi = row[col], row[f"{col}_lo"], row[f"{col}_hi"]
-    text = num(value) + unit
-    text += f" [{num(lo)}, {num(hi)}]" if not math.isnan(lo) else " (no CI)"
+    text = num(value, 3) + unit
+    text += f" [{num(lo, 3)}, {num(hi, 3)}]" if not math.isnan(lo) else " (no CI)"
     return text + (f" n={n}" if n is not None else "")
 
 
