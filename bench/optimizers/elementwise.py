@@ -2,7 +2,10 @@
 
 A subclass supplies a pure per-tensor `kernel(p, g, *state, **scalars)` that updates `p` and its
 state tensors in place, the names of its zero-initialised state tensors, and `scalars(group, step)`:
-the Python numbers the kernel needs at this step (lr, bias corrections, flags).
+the Python numbers the kernel needs at this step (lr, bias corrections, flags). Group-level
+bookkeeping that must happen once per step (Schedule-Free's averaging weights) goes in
+`begin_group(group)`. Reductions inside one tensor (a norm, a mean) are fine in a kernel; a
+kernel that needs the tensor's shape (row norms) sets `flatten = False`.
 
 Speed: the kernel is the whole update for one tensor, so `torch.compile` fuses it into one pass
 over memory (read p, g, state; write p, state), which is what "at the memory-bandwidth limit"
@@ -42,7 +45,7 @@ def compiled(kernel: Callable) -> Callable:
 def cautious(update: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     """Cautious masking (Liang et al. 2024, Alg. 1 and the authors' code): keep the coordinates where
     the update and the gradient agree in sign, and rescale by d / (nnz + 1) so the update keeps its
-    overall size. The +1 is the paper's; pytorch-optimizer divides by max(mean, 1e-3) instead."""
+    overall size (the +1 keeps an all-disagreeing tensor from dividing by zero)."""
     mask = (update * grad > 0).to(update.dtype)
     return update * mask * (mask.numel() / (mask.sum() + 1))
 
@@ -63,6 +66,7 @@ class ElementwiseOptimizer(torch.optim.Optimizer):
     """Base class: step counting, lazy state, closure handling, optional compiled kernel."""
 
     state_names: tuple[str, ...] = ()
+    flatten = True  # kernels see 1-D views unless they need the parameter's shape
 
     @staticmethod
     def kernel(p: torch.Tensor, g: torch.Tensor, *state: torch.Tensor, **scalars) -> None:
@@ -70,6 +74,13 @@ class ElementwiseOptimizer(torch.optim.Optimizer):
 
     def scalars(self, group: dict, step: int) -> dict[str, Any]:
         raise NotImplementedError
+
+    def tensor_scalars(self, p: torch.Tensor) -> dict[str, Any]:
+        """Per-tensor constants the flattened view hides (e.g. LARS skips vectors)."""
+        return {}
+
+    def begin_group(self, group: dict) -> None:
+        """Once per group per step, before any parameter of the group is updated."""
 
     def init_state(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-parameter state; zeros unless a subclass needs otherwise (Schedule-Free's z = x)."""
@@ -82,16 +93,20 @@ class ElementwiseOptimizer(torch.optim.Optimizer):
         self._fn = type(self).kernel
         self.implementation = "loop"
         if want_compile(compile, flat):
-            self._compile({(p.device, p.dtype) for p in flat})
+            self._compile({(p.device, p.dtype, tuple(self.tensor_scalars(p).items())) for p in flat})
 
     def _compile(self, kinds: set) -> None:
         fn = compiled(type(self).kernel)
         start = time.perf_counter()
         try:
-            for device, dtype in kinds:  # warm every (device, dtype) now, off the training clock
-                scratch = torch.ones(64, device=device, dtype=dtype)
+            group = {k: v for k, v in self.param_groups[0].items() if k != "params"}
+            self.begin_group(group)  # on a copy: warming up must not advance the real step count
+            for device, dtype, extra in kinds:  # warm every variant in use now, off the training clock
+                scratch = torch.ones(8, 8, device=device, dtype=dtype)
+                if self.flatten:
+                    scratch = scratch.view(-1)
                 state = [scratch.clone() for _ in self.state_names]
-                fn(scratch.clone(), scratch.clone(), *state, **self.scalars(self.param_groups[0], 1))
+                fn(scratch.clone(), scratch.clone(), *state, **self.scalars(group, 1), **dict(extra))
         except Exception as exc:  # no compiler toolchain, unsupported backend: stay correct, go slower
             warnings.warn(f"{type(self).__name__}: torch.compile failed, using the eager loop ({exc})", stacklevel=3)
             return
@@ -106,6 +121,7 @@ class ElementwiseOptimizer(torch.optim.Optimizer):
                 loss = closure()
         fast = self.implementation == "compiled"
         for group in self.param_groups:
+            self.begin_group(group)
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -116,9 +132,11 @@ class ElementwiseOptimizer(torch.optim.Optimizer):
                     state.update(self.init_state(p), step=0)
                 state["step"] += 1
                 tensors = [state[name] for name in self.state_names]
-                scalars = self.scalars(group, state["step"])
-                if fast and p.is_contiguous() and all(t.is_contiguous() for t in tensors):
+                scalars = {**self.scalars(group, state["step"]), **self.tensor_scalars(p)}
+                if fast and self.flatten and p.is_contiguous() and all(t.is_contiguous() for t in tensors):
                     self._fn(p.view(-1), p.grad.reshape(-1), *(t.view(-1) for t in tensors), **scalars)
+                elif fast and not self.flatten:
+                    self._fn(p, p.grad, *tensors, **scalars)
                 else:
                     type(self).kernel(p, p.grad, *tensors, **scalars)
         return loss

@@ -7,6 +7,8 @@ plain attributes, recomputes everything out of place, and favours the paper's no
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -37,17 +39,90 @@ def cautious_mask(u: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return phi * (phi.numel() / (phi.sum() + 1))
 
 
-class CautiousLion(Twin):
-    """C-Lion: Lion (Chen et al. 2023, Alg. 2) with the cautious mask on sign(c)."""
+def adam_moments(state: dict, g: torch.Tensor, b1: float, b2: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """m_t = b1 m + (1 - b1) g,  v_t = b2 v + (1 - b2) g^2 (Kingma & Ba 2015), stored back in state."""
+    m = b1 * state.get("m", torch.zeros_like(g)) + (1 - b1) * g
+    v = b2 * state.get("v", torch.zeros_like(g)) + (1 - b2) * g * g
+    state["m"], state["v"] = m, v
+    return m, v
 
-    def __init__(self, params, lr, betas, weight_decay):
-        super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay))
+
+class CautiousAdamW(Twin):
+    """C-AdamW (Liang et al. 2024, Alg. 1 on AdamW): u = m_hat / (sqrt(v_hat) + eps), masked."""
+
+    def __init__(self, params, lr, betas, eps, weight_decay):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
 
     def update(self, p, g, state, group):
-        b1, b2 = group["betas"]
-        m = state.get("m", torch.zeros_like(p))
-        c = b1 * m + (1 - b1) * g
-        u = torch.sign(c)
+        (b1, b2), t = group["betas"], state["t"]
+        m, v = adam_moments(state, g, b1, b2)
+        u = (m / (1 - b1**t)) / (torch.sqrt(v / (1 - b2**t)) + group["eps"])
         u = u * cautious_mask(u, g)
-        state["m"] = b2 * m + (1 - b2) * g
+        return p - group["lr"] * group["weight_decay"] * p - group["lr"] * u
+
+
+class NAdamW(Twin):
+    """NAdamW as in the AlgoPerf baseline: Nesterov look-ahead m_bar = b1 m_t + (1 - b1) g_t."""
+
+    def __init__(self, params, lr, betas, eps, weight_decay):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    def update(self, p, g, state, group):
+        (b1, b2), t = group["betas"], state["t"]
+        m, v = adam_moments(state, g, b1, b2)
+        m_bar = (b1 * m + (1 - b1) * g) / (1 - b1**t)
+        u = m_bar / (torch.sqrt(v / (1 - b2**t)) + group["eps"])
         return p - group["lr"] * (u + group["weight_decay"] * p)
+
+
+class AdEMAMix(Twin):
+    """AdEMAMix (Pagliardini et al. 2024, Alg. 1) with its alpha and beta3 schedulers (Sec. 3)."""
+
+    def __init__(self, params, lr, betas, alpha, t_alpha, t_beta3, eps, weight_decay):
+        super().__init__(params, dict(lr=lr, betas=betas, alpha=alpha, t_alpha=t_alpha, t_beta3=t_beta3, eps=eps,
+                                      weight_decay=weight_decay))
+
+    def update(self, p, g, state, group):
+        (b1, b2, b3_final), t = group["betas"], state["t"]
+        alpha = min(t * group["alpha"] / group["t_alpha"], group["alpha"])
+        frac = t / group["t_beta3"]
+        ln1, ln3 = math.log(b1), math.log(b3_final)
+        b3 = min(math.exp(ln1 * ln3 / ((1 - frac) * ln3 + frac * ln1)), b3_final)
+        m1, v = adam_moments(state, g, b1, b2)
+        m2 = b3 * state.get("m2", torch.zeros_like(g)) + (1 - b3) * g
+        state["m2"] = m2
+        u = (m1 / (1 - b1**t) + alpha * m2) / (torch.sqrt(v / (1 - b2**t)) + group["eps"])
+        return p - group["lr"] * (u + group["weight_decay"] * p)
+
+
+class Lamb(Twin):
+    """LAMB (You et al. 2020, Alg. 2) with phi = identity; ratio 1 when a norm is zero."""
+
+    def __init__(self, params, lr, betas, eps, weight_decay):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    def update(self, p, g, state, group):
+        (b1, b2), t = group["betas"], state["t"]
+        m, v = adam_moments(state, g, b1, b2)
+        r = (m / (1 - b1**t)) / (torch.sqrt(v / (1 - b2**t)) + group["eps"]) + group["weight_decay"] * p
+        ratio = p.norm() / r.norm() if p.norm() > 0 and r.norm() > 0 else 1.0
+        return p - group["lr"] * ratio * r
+
+
+class AdamSN(Twin):
+    """Adam with Subset-Norm (Nguyen & Nguyen 2024): v per subset of k consecutive coordinates."""
+
+    def __init__(self, params, lr, betas, eps, weight_decay, k_of):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+        self.k_of = k_of  # parameter -> subset size
+
+    def update(self, p, g, state, group):
+        (b1, b2), t, k = group["betas"], state["t"], self.k_of(p)
+        p = p * (1 - group["lr"] * group["weight_decay"])
+        m = b1 * state.get("m", torch.zeros_like(g)) + (1 - b1) * g
+        subset_sq_norms = torch.stack([(s * s).sum() for s in g.flatten().split(k)])
+        v = b2 * state.get("v", torch.zeros_like(subset_sq_norms)) + (1 - b2) * subset_sq_norms
+        state["m"], state["v"] = m, v
+        step = group["lr"] * math.sqrt(1 - b2**t) / (1 - b1**t)
+        denom = (torch.sqrt(v) + group["eps"]).repeat_interleave(k).view_as(p)
+        return p - step * m / denom

@@ -1,0 +1,44 @@
+"""diffGrad (Dubey et al. 2019, "diffGrad: An Optimization Method for Convolutional Neural Networks"):
+Adam whose step is damped by a friction coefficient from the change in gradient.
+State: m, v and the previous gradient: 12 bytes per fp32 parameter.
+
+    xi = sigmoid(|g_prev - g|)       ~1/2 where the gradient barely moves (near an optimum), ~1 elsewhere
+    p = p - lr * sqrt(1 - beta2^t) / (1 - beta1^t) * xi * m / (sqrt(v) + eps)
+
+The bias corrections are folded into the step size and eps is added to the raw sqrt(v), as in the
+authors' code (the old torch.optim.Adam form); g_prev starts at zero. Weight decay is decoupled.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from bench.optimizers.elementwise import ElementwiseOptimizer
+
+
+def diffgrad_kernel(p, g, m, v, g_prev, *, lr: float, beta1: float, beta2: float, eps: float,
+                    weight_decay: float, step_size: float) -> None:
+    p.mul_(1 - lr * weight_decay)
+    m.lerp_(g, 1 - beta1)
+    v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    friction = torch.sigmoid((g_prev - g).abs())
+    p.addcdiv_(friction * m, v.sqrt() + eps, value=-step_size)
+    g_prev.copy_(g)
+
+
+class DiffGrad(ElementwiseOptimizer):
+    state_names = ("exp_avg", "exp_avg_sq", "previous_grad")
+    kernel = staticmethod(diffgrad_kernel)
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, compile="auto"):
+        if lr <= 0 or eps < 0 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"invalid diffGrad hyperparameters: lr={lr}, betas={betas}, eps={eps}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay), compile)
+
+    def scalars(self, group: dict, step: int) -> dict:
+        beta1, beta2 = group["betas"]
+        return dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
+                    step_size=group["lr"] * math.sqrt(1 - beta2**step) / (1 - beta1**step))

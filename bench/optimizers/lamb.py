@@ -1,0 +1,45 @@
+"""LAMB (You et al. 2020, "Large Batch Optimization for Deep Learning: Training BERT in 76 minutes",
+Algorithm 2): Adam's direction, rescaled per tensor by a trust ratio ||p|| / ||r||.
+State: 8 bytes per fp32 parameter.
+
+    m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
+    r = m / (1 - beta1^t) / (sqrt(v / (1 - beta2^t)) + eps) + weight_decay * p
+    p = p - lr * ||p|| / ||r|| * r          (ratio 1 when either norm is zero; phi = identity)
+
+pytorch-optimizer's Lamb differs from the paper (no bias correction of v, weight decay outside the
+trust ratio, ||p|| clamped at 10), so the parity reference is a twin; see docs/OPTIMIZERS.md.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from bench.optimizers.elementwise import ElementwiseOptimizer
+
+
+def lamb_kernel(p, g, m, v, *, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
+                bias1: float, bias2_sqrt: float) -> None:
+    m.lerp_(g, 1 - beta1)
+    v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    r = (m / bias1) / (v.sqrt() / bias2_sqrt + eps) + weight_decay * p
+    p_norm, r_norm = p.norm(), r.norm()
+    trust = torch.where((p_norm > 0) & (r_norm > 0), p_norm / r_norm, torch.ones_like(p_norm))
+    p.sub_(lr * trust * r)
+
+
+class Lamb(ElementwiseOptimizer):
+    state_names = ("exp_avg", "exp_avg_sq")
+    kernel = staticmethod(lamb_kernel)
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6,
+                 weight_decay: float = 0.01, compile="auto"):
+        if lr <= 0 or eps < 0 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"invalid LAMB hyperparameters: lr={lr}, betas={betas}, eps={eps}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay), compile)
+
+    def scalars(self, group: dict, step: int) -> dict:
+        beta1, beta2 = group["betas"]
+        return dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
+                    bias1=1 - beta1**step, bias2_sqrt=math.sqrt(1 - beta2**step))
