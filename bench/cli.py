@@ -156,10 +156,10 @@ def leaderboard(
       bench leaderboard --runs runs/demo --format md > LEADERBOARD.md
       bench leaderboard --format json | jq '.leaderboard[0]'
     """
-    from bench.results.commands import leaderboard_command, parse_filters
+    from bench.results.commands import parse_filters, show_leaderboard
 
     tasks, optimizers = _results_call(parse_filters, filters, task, optimizer)
-    _results_call(leaderboard_command, runs, tasks, optimizers, baseline, fmt, measure,
+    _results_call(show_leaderboard, runs, tasks, optimizers, baseline, fmt, measure,
                   explicit_baseline=baseline != "adamw")
 
 

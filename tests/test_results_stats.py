@@ -108,9 +108,9 @@ def test_area_score_is_the_exact_integral():
     # opt2: ratios inf, inf, 4 → a task solved only at tau = tau_max adds no area → 0.
     np.testing.assert_allclose(stats.area_score(stats.time_ratios(TIMES)), [5 / 9, 5 / 9, 0.0])
     # cross-check against a fine numerical integral of the profile
-    taus = np.linspace(1, 4, 300_001)
+    taus = np.linspace(1, 4, 3001)  # grid step 1e-3 bounds the trapezoid error on a step function
     rho = stats.performance_profile(stats.time_ratios(TIMES), taus)
-    np.testing.assert_allclose(np.trapezoid(rho, taus, axis=0) / 3, [5 / 9, 5 / 9, 0.0], atol=1e-4)
+    np.testing.assert_allclose(np.trapezoid(rho, taus, axis=0) / 3, [5 / 9, 5 / 9, 0.0], atol=2e-3)
 
 
 # --- expected best after k trials ---------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 
 import pytest
-
 from conftest import only_run, read_run
 
 wandb = pytest.importorskip("wandb", reason="wandb is an optional dependency (pip install '.[wandb]')")

@@ -76,11 +76,14 @@ def check_baseline(runs: Runs, baseline: str, explicit: bool) -> None:
               f"(pass --baseline NAME)", file=sys.stderr)
 
 
-def leaderboard_command(runs_root: str, tasks, optimizers, baseline: str, fmt: str, measure: str,
-                        explicit_baseline: bool) -> None:
+def show_leaderboard(runs_root: str | Path, tasks: Sequence[str] = (), optimizers: Sequence[str] = (),
+                     baseline: str = "adamw", fmt: str = "table", measure: str = "time",
+                     explicit_baseline: bool = False):
+    """Print the leaderboard of every run under `runs_root` (rich tables, or md/csv/json text) and
+    the skipped directories; return the leaderboard DataFrame. Raises BenchError on bad input."""
     check_choice("--format", fmt, tables.FORMATS)
     check_choice("--measure", measure, MEASURES)
-    runs = load_runs(runs_root, tasks, optimizers)
+    runs = load_runs(str(runs_root), tasks, optimizers)
     check_baseline(runs, baseline, explicit_baseline)
     board = lb.leaderboard(runs.table, baseline=baseline)
     across = lb.across_tasks(runs.table, measure)
@@ -89,6 +92,7 @@ def leaderboard_command(runs_root: str, tasks, optimizers, baseline: str, fmt: s
     else:
         sys.stdout.write(tables.render(board, fmt, across, baseline))
     print_skipped(runs)
+    return board
 
 
 def plot_command(runs_root: str, tasks, optimizers, out: str, kinds: Sequence[str], x: str, measure: str) -> list[Path]:

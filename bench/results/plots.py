@@ -73,7 +73,7 @@ def learning_curves(runs: Runs, benchmark: str, x: str = "step", colour: dict | 
     curves = runs.curves(best["run_id"])
     for opt, group in best.groupby("optimizer", sort=True):
         mine = curves[curves["run_id"].isin(group["run_id"])]
-        for ax, name in zip(axes, shown):
+        for ax, name in zip(axes, shown, strict=True):
             rows = mine[mine["metric"] == name]
             if rows.empty:
                 continue
@@ -84,7 +84,7 @@ def learning_curves(runs: Runs, benchmark: str, x: str = "step", colour: dict | 
             med, lo, hi = _band(values.to_numpy(float))
             ax.plot(xs, med, color=colour[opt], label=f"{opt} (n={values.shape[1]})")
             ax.fill_between(xs, lo, hi, color=colour[opt], alpha=0.2, linewidth=0)
-    for ax, name in zip(axes, shown):
+    for ax, name in zip(axes, shown, strict=True):
         ax.set_xlabel(X_AXES[x])
         ax.set_ylabel(_ylabel(name, mode if name == metric else "min"))
         if name.endswith("loss") and _spans_decades(ax):
@@ -160,7 +160,7 @@ def budget_curves(table: pd.DataFrame, benchmark: str, colour: dict | None = Non
     metric, mode = table["metric"].iloc[0], table["mode"].iloc[0]
     sign = -1.0 if mode == "max" else 1.0
     fig, (ax,) = _figure()
-    for (bench_name, opt), values in sorted(lb.budget_trials(table).items()):
+    for (_, opt), values in sorted(lb.budget_trials(table).items()):
         k, mean, lo, hi = stats.budget_curve(values, n_boot=N_BOOT)
         ax.plot(k, sign * mean, "o-", color=colour[opt], markersize=3, label=f"{opt} ({len(values)} trials)")
         if len(values) > 1:

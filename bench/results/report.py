@@ -48,7 +48,7 @@ def _table(frame: pd.DataFrame, verdict_col: str | None = None) -> str:
     body = []
     for row in frame.itertuples(index=False):
         cells = []
-        for col, value in zip(frame.columns, row):
+        for col, value in zip(frame.columns, row, strict=True):
             cls = ""
             if col == verdict_col:
                 cls = " class='better'" if str(value).startswith("better") else \
@@ -73,7 +73,7 @@ def reproduce_commands(table: pd.DataFrame) -> list[str]:
     keys = ["benchmark", "task", "optimizer", "hyperparameters", "schedule", "batch_size"] + \
         [c for c in ("budget",) if c in table]
     for group_key, group in table.groupby(keys, sort=True, dropna=False):
-        info = dict(zip(keys, group_key))
+        info = dict(zip(keys, group_key, strict=True))
         parts = ["bench", "run", "-m", f"task={info['task']}", f"optimizer={info['optimizer']}"]
         label = str(info["benchmark"])
         if "[" in label:  # logreg[dataset=wine,budget=300] → task.dataset=wine (budget → steps)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +45,7 @@ class Runs:
         (train seconds), items, metric, value. Unreadable lines are skipped and reported."""
         rows = self.table if run_ids is None else self.table[self.table["run_id"].isin(set(run_ids))]
         frames = []
-        for run_id, run_dir in zip(rows["run_id"], rows["run_dir"]):
+        for run_id, run_dir in zip(rows["run_id"], rows["run_dir"], strict=True):
             frame, problem = read_curve(Path(run_dir), run_id)
             if problem:
                 self._report(run_dir, problem)
@@ -200,7 +199,7 @@ def _unfinished_reason(run_dir: Path) -> str:
 def _coerce(frame: pd.DataFrame) -> pd.DataFrame:
     """Give every object column one type so parquet can store it: all-numeric columns become
     floats, anything mixed becomes text."""
-    for col in frame.columns[frame.dtypes == object]:
+    for col in [c for c in frame.columns if pd.api.types.is_object_dtype(frame[c])]:
         values = frame[col].dropna()
         if values.map(lambda v: isinstance(v, str)).all():
             continue
@@ -246,7 +245,7 @@ def load(root: str | Path, cache: bool = True) -> Runs:
     known: dict[str, tuple[int, str, str]] = {}
     if index is not None:  # plain lists: per-row pandas access would cost seconds at 10,000 runs
         known = {d: (i, a, b) for i, (d, a, b) in enumerate(zip(
-            index["_dir"].tolist(), index["_summary_stamp"].tolist(), index["_metrics_stamp"].tolist()))}
+            index["_dir"].tolist(), index["_summary_stamp"].tolist(), index["_metrics_stamp"].tolist(), strict=True))}
     reused, fresh = [], []
     base = os.fspath(root)
     for name in dirs:
@@ -277,7 +276,8 @@ def load(root: str | Path, cache: bool = True) -> Runs:
 
     if "curve_problem" in table:
         bad = table[table["curve_problem"].notna()]
-        skipped += [Skipped(str(d), p) for d, p in zip(bad["run_dir"].tolist(), bad["curve_problem"].tolist())]
+        pairs = zip(bad["run_dir"].tolist(), bad["curve_problem"].tolist(), strict=True)
+        skipped += [Skipped(str(d), p) for d, p in pairs]
     table = _dedupe(table.drop(columns=["_dir", *STAMPS]), skipped)
     return Runs(root, derive(table), skipped)
 
@@ -319,7 +319,7 @@ def derive(table: pd.DataFrame) -> pd.DataFrame:
     for col, out in (("steps_to_target", "steps_to_target_inf"), ("time_to_target_s", "time_to_target_inf")):
         raw = pd.to_numeric(table[col], errors="coerce")
         table[out] = np.where(usable & raw.notna(), raw, np.inf)
-    table["setting"] = [setting_key(h, s) for h, s in zip(table["hyperparameters"], table["schedule"])]
+    table["setting"] = [setting_key(h, s) for h, s in zip(table["hyperparameters"], table["schedule"], strict=True)]
     table["benchmark"] = _benchmark_labels(table)
     return table
 

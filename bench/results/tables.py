@@ -49,7 +49,7 @@ def display(board: pd.DataFrame, baseline: str = "adamw") -> pd.DataFrame:
         return pd.DataFrame()
     shared = board.groupby(["benchmark", "rank"])["rank"].transform("size") > 1
     rows = []
-    for (_, r), tie in zip(board.iterrows(), shared):
+    for (_, r), tie in zip(board.iterrows(), shared, strict=True):
         target_n = f" {r['reached']}/{r['n']}"
         verdict = r["vs_baseline"]
         if verdict not in ("baseline", ""):
@@ -85,7 +85,7 @@ def display_across(across: pd.DataFrame, measure: str = "time") -> pd.DataFrame:
     return pd.DataFrame({
         "optimizer": across["optimizer"],
         "benchmarks run": across["benchmarks"].astype(str),
-        f"solved (median seed reached target)": across["solved"].astype(str),
+        "solved (median seed reached target)": across["solved"].astype(str),
         "mean rank (95% CI)": [estimate(r, "mean_rank", n=r["n"]) for _, r in across.iterrows()],
         f"area score ({measure}-to-target profile, τ≤4)": [f"{x:.3f}" for x in across["area_score"]],
     })
