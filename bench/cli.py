@@ -61,6 +61,25 @@ def run(ctx: typer.Context) -> None:
     hydra_entry()
 
 
+from bench.sweep import TUNE_HELP  # noqa: E402  (plain text; importing it costs nothing)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, help=TUNE_HELP)
+def tune(ctx: typer.Context) -> None:
+    from bench.sweep.tune import tune as run_tune
+
+    try:
+        code = run_tune(list(ctx.args))
+    except BenchError as exc:
+        if os.environ.get("BENCH_DEBUG"):
+            raise
+        fail(str(exc))
+    if code:
+        raise typer.Exit(code)
+
+
+
+
 @app.command("list")
 def list_options(
     what: str = typer.Argument("optimizers", help="optimizers | tasks | schedules | loggers"),

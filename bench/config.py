@@ -23,7 +23,9 @@ META_KEYS = frozenset(
      "data_source", "eval_every"}
 )
 #: keys that change where or how loudly a run is reported, not what it computes
-NON_SEMANTIC_KEYS = frozenset({"runs_root", "force", "progress", "logger", "hydra"})
+NON_SEMANTIC_KEYS = frozenset({"runs_root", "force", "progress", "logger", "hydra",
+                               # how a run is checkpointed, spread over processes or found by a sweep
+                               "checkpoint_every", "distributed", "tune"})
 #: metadata that never changes a run's result (the search space is how it was chosen, not what ran)
 NON_SEMANTIC_META = frozenset({"search", "source", "state_per_param", "paper", "data_source"})
 

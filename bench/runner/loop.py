@@ -1,8 +1,12 @@
 """THE training loop. One function, read top to bottom.
 
-Honest measurement: warm-up happens before the clock starts; evaluation and logging happen with
-the clock paused; `loss.item()` (a device sync) is read only at log steps; a non-finite loss ends
-the run as a result ("diverged"), not a crash.
+Honest measurement: warm-up happens before the clock starts; evaluation, logging and
+checkpointing happen with the clock paused; `loss.item()` (a device sync) is read only at log
+steps; a non-finite loss ends the run as a result ("diverged"), not a crash.
+
+The hot path does one comparison per step beyond the training itself: `step >= stop.due`,
+where `due` is the next step at which anything else happens (log, eval, checkpoint, the end) and
+a stop signal pulls it to 0 (see interrupts.py).
 """
 
 from __future__ import annotations
@@ -10,13 +14,15 @@ from __future__ import annotations
 import contextlib
 import math
 import statistics
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
 
 import torch
 
 from bench.optimizers import Capabilities
+from bench.runner.checkpoint import Checkpointer
 from bench.runner.clock import Clock
+from bench.runner.interrupts import Interrupts
 from bench.tasks.base import Task
 
 
@@ -28,6 +34,8 @@ class LoopSettings:
     target: float | None = None
     grad_clip: float | None = None
     autocast_dtype: torch.dtype | None = None
+    checkpoint_every: int = 0  # 0: checkpoint only when a stop signal arrives
+    mean_over_ranks: Callable[[torch.Tensor], torch.Tensor] | None = None  # DDP: log the global loss
 
 
 @dataclass
@@ -43,6 +51,8 @@ class Outcome:
     step_time_ms: float | None = None
     diverged_at: int | None = None
     items_per_step: int = 0
+    resumed_from: list[int] = field(default_factory=list)  # steps at which this run was resumed
+    interrupted_at: int | None = None
 
 
 def _reached(value: float, target: float | None, mode: str) -> bool:
@@ -55,9 +65,20 @@ def _better(a: float, b: float | None, mode: str) -> bool:
     return b is None or (a > b if mode == "max" else a < b)
 
 
+def _next_event(step: int, s: LoopSettings) -> int:
+    after = lambda every: (step // every + 1) * every
+    events = [s.steps, after(s.log_every), after(s.eval_every)]
+    if s.checkpoint_every:
+        events.append(after(s.checkpoint_every))
+    return min(events)
+
+
 def train(task: Task, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler, caps: Capabilities,
-          settings: LoopSettings, sinks: list, device: torch.device) -> Outcome:
+          settings: LoopSettings, sinks: list, device: torch.device, checkpoint: Checkpointer | None = None,
+          resume: dict[str, Any] | None = None, stop: Interrupts | None = None,
+          probes: Sequence[Callable[[int, torch.nn.Module], dict[str, float]]] = ()) -> Outcome:
     out = Outcome()
+    stop = stop or Interrupts()  # not entered: installs no handlers, never fires
     autocast = (lambda: torch.autocast(device.type, dtype=settings.autocast_dtype)) if settings.autocast_dtype \
         else contextlib.nullcontext
     params = [p for p in model.parameters() if p.requires_grad]
@@ -86,7 +107,10 @@ def train(task: Task, model: torch.nn.Module, optimizer: torch.optim.Optimizer, 
         for sink in sinks:
             sink.log(step, metrics)
 
-    batches = task.batches()
+    # A resumed run restarts the data stream at its step: batches(start) yields what a fresh
+    # stream yields after `start` batches.
+    start = resume["step"] if resume is not None else 0
+    batches = task.batches(start)
     batch = next(batches)
     out.items_per_step = task.items_per_batch(batch)
 
@@ -100,6 +124,12 @@ def train(task: Task, model: torch.nn.Module, optimizer: torch.optim.Optimizer, 
     eval_clock = Clock(device)
     interval_ms: list[float] = []
     last_log = (0, 0.0)
+    if resume is not None:  # after the warm-up, so its RNG draws and buffer updates are undone
+        state = checkpoint.restore(resume)
+        out = Outcome(**state["outcome"])
+        out.resumed_from = [*out.resumed_from, start]
+        clock.elapsed, eval_clock.elapsed = state["train_s"], state["eval_s"]
+        interval_ms, last_log = list(state["interval_ms"]), tuple(state["last_log"])
 
     def report(step: int, loss: torch.Tensor | None) -> bool:
         """Log (and maybe evaluate) at `step`, off the clock. Returns False if the run diverged."""
@@ -111,7 +141,7 @@ def train(task: Task, model: torch.nn.Module, optimizer: torch.optim.Optimizer, 
         metrics: dict[str, Any] = {"time/train_s": train_s, "lr": optimizer.param_groups[0]["lr"],
                                    "items": step * out.items_per_step}
         if loss is not None:
-            metrics["train/loss"] = loss.item()
+            metrics["train/loss"] = (settings.mean_over_ranks(loss) if settings.mean_over_ranks else loss).item()
         finite = loss is None or math.isfinite(metrics["train/loss"])
         if finite and (step % settings.eval_every == 0 or step == settings.steps):
             eval_clock.start()
@@ -124,16 +154,29 @@ def train(task: Task, model: torch.nn.Module, optimizer: torch.optim.Optimizer, 
             if out.steps_to_target is None and _reached(value, settings.target, task.mode):
                 out.steps_to_target, out.time_to_target_s = step, train_s
             out.final = {k: v for k, v in metrics.items() if not k.startswith(("time/", "lr", "items"))}
+        if finite:
+            for probe in probes:  # measurements of the model (probes.py), off the clock like evaluation
+                metrics.update(probe(step, model))
         log(step, metrics)
         if not finite:
             out.status, out.diverged_at = "diverged", step
         clock.start()
         return finite
 
-    report(0, None)
-    step = 0
+    def save_checkpoint(step: int) -> None:
+        clock.stop()
+        checkpoint.save(step, {"outcome": asdict(out), "train_s": clock.elapsed, "eval_s": eval_clock.elapsed,
+                               "interval_ms": interval_ms, "last_log": list(last_log)})
+        clock.start()
+
+    if start == 0:
+        report(0, None)
+    else:
+        clock.start()
+    step = start
+    stop.schedule(_next_event(step, settings))
     while step < settings.steps:
-        if step > 0:
+        if step > start:
             batch = next(batches)
         if caps.needs_closure:
             loss = optimizer.step(closure)
@@ -146,9 +189,20 @@ def train(task: Task, model: torch.nn.Module, optimizer: torch.optim.Optimizer, 
             optimizer.step()
         scheduler.step()
         step += 1
-        if step % settings.log_every == 0 or step % settings.eval_every == 0 or step == settings.steps:
-            if not report(step, loss):
+        if step >= stop.due:
+            if step % settings.log_every == 0 or step % settings.eval_every == 0 or step == settings.steps:
+                if not report(step, loss):
+                    break
+            if step == settings.steps:
                 break
+            interrupted = stop.requested()
+            if checkpoint is not None and (interrupted or (settings.checkpoint_every
+                                                           and step % settings.checkpoint_every == 0)):
+                save_checkpoint(step)
+            if interrupted:
+                out.status, out.interrupted_at = "interrupted", step
+                break
+            stop.schedule(_next_event(step, settings))
 
     out.train_time_s = clock.stop()
     out.eval_time_s = eval_clock.elapsed

@@ -1,5 +1,11 @@
 """Config → objects → one run → a run directory. `execute(cfg)` is the whole story; the
-`@hydra.main` entry point wraps it for single runs and multiruns alike."""
+`@hydra.main` entry point wraps it for single runs and multiruns alike, and `bench tune` calls it
+directly for many trials in one process.
+
+A run directory is claimed with a lock, so parallel workers sharing a runs root never run the
+same configuration twice; a finished run is skipped, an interrupted one resumes from its
+checkpoint, one that died without a checkpoint starts over.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import os
 import resource
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +26,12 @@ from omegaconf import DictConfig, OmegaConf
 from bench import BenchError
 from bench.config import CONF_DIR, check_arguments, constructor_kwargs, resolve_target, run_id
 from bench.optimizers import build_optimizer, implementation, state_bytes
-from bench.runner import rundir
+from bench.runner import devices, distributed, rundir
+from bench.runner.checkpoint import Checkpointer, seed_everything
+from bench.runner.distributed import World
+from bench.runner.interrupts import Interrupts
 from bench.runner.loop import LoopSettings, train
+from bench.runner.probes import build_probes
 from bench.runner.sinks import make_sinks
 from bench.runner.validate import validate
 
@@ -55,13 +66,21 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 def peak_memory_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device)
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB; process-wide
 
 
-def execute(cfg: DictConfig) -> dict[str, Any]:
+def _hydra_overrides() -> list[str] | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None
+
+
+def execute(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]:
     """Run one configuration into its run directory and return the summary.
 
-    A finished run with the same semantic config is not repeated (status "skipped")."""
+    A finished run with the same semantic config is not repeated (status "skipped"). `overrides`
+    (the command's Hydra overrides; read from Hydra when omitted) are needed only to start a
+    `distributed.nproc=N` run under torchrun."""
     validate(cfg)
     rid = run_id(cfg)
     root = rundir.ensure_root(Path(cfg.runs_root))
@@ -70,52 +89,146 @@ def execute(cfg: DictConfig) -> dict[str, Any]:
     if done is not None and done.get("status") in rundir.FINISHED and not cfg.force:
         print(f"already done: {existing}  (force=true runs it again into a new directory)")
         return {**done, "status": "skipped", "run_dir": str(existing)}
+    if distributed.should_launch(cfg):
+        return distributed.launch(cfg, overrides if overrides is not None else _hydra_overrides(), existing)
 
-    # Build everything before touching the runs root, so bad input leaves no trace.
-    device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    task = build_task(cfg, device)
+    world = distributed.init_world(cfg.device)
+    requested, slot = devices.place(world.device(cfg.device), distributed=world.size > 1)
+    try:
+        return _execute(cfg, rid, root, world, resolve_device(requested))
+    finally:
+        if slot is not None:
+            slot.release()
+        world.close()
+
+
+def _build(cfg: DictConfig, device: torch.device, world: World):
+    task = distributed.shard_task(build_task(cfg, device), world)
     model = task.model()
     optimizer, caps = build_optimizer(cfg.optimizer, model)
+    if world.size > 1 and (caps.needs_hvp or caps.param_partition):
+        raise BenchError(f"optimizer {cfg.optimizer.name} cannot run under DDP here (Hessian-vector products or "
+                         "its own parameter partition); run it on one device")
     schedule = instantiate(cfg.schedule)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: schedule(s, cfg.steps))
-    eval_every = cfg.eval_every or max(1, cfg.steps // 10)
-    settings = LoopSettings(
-        steps=cfg.steps, eval_every=eval_every, log_every=cfg.log_every or max(1, cfg.steps // 50),
-        target=cfg.task.get("target"), grad_clip=cfg.grad_clip, autocast_dtype=autocast_dtype(cfg.precision, device),
-    )
+    total = int(cfg.steps)  # read once: a config lookup (an interpolation) costs more than a logreg step
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: schedule(s, total))
+    return task, model, optimizer, caps, scheduler
 
-    if cfg.force and done is not None:
+
+def _claim(cfg: DictConfig, root: Path, rid: str) -> tuple[rundir.RunLock | None, dict[str, Any]]:
+    """Pick and lock this run's directory (rank 0 only)."""
+    existing = root / rid
+    if cfg.force and rundir.read_summary(existing) is not None:
         run_dir = rundir.fresh_directory(root, rid)
     else:
         existing.mkdir(exist_ok=True)
         run_dir = existing
     lock = rundir.RunLock(run_dir)
     if not lock.acquire():
+        return None, {"action": "busy", "run_dir": str(run_dir)}
+    # Another worker may have finished it between our first look and the lock.
+    done = rundir.read_summary(run_dir)
+    if done is not None and done.get("status") in rundir.FINISHED and not (cfg.force and run_dir != existing):
+        lock.release()
+        return None, {"action": "done", "run_dir": str(run_dir), "summary": done}
+    return lock, {"action": "run", "run_dir": str(run_dir)}
+
+
+def _execute(cfg: DictConfig, rid: str, root: Path, world: World, device: torch.device) -> dict[str, Any]:
+    # Build everything before touching the runs root, so bad input leaves no trace. Any other
+    # exception (a constructor rejecting a sampled hyperparameter) is this configuration's
+    # result: it is recorded below as a failed run, and a sweep goes on.
+    seed_everything(cfg.seed)
+    built, build_error = None, None
+    try:
+        built = _build(cfg, device, world)
+    except BenchError:
+        raise
+    except Exception as exc:
+        if os.environ.get("BENCH_DEBUG"):
+            raise
+        build_error = f"{type(exc).__name__}: {exc}"
+
+    lock, claim = _claim(cfg, root, rid) if world.is_main else (None, None)
+    claim = world.share(claim)
+    run_dir = Path(claim["run_dir"])
+    if claim["action"] == "busy":
         print(f"running elsewhere: {run_dir}  (another process holds its lock; skipped)")
         return {"status": "skipped", "run_dir": str(run_dir)}
+    if claim["action"] == "done":
+        print(f"already done: {run_dir}")
+        return {**claim["summary"], "status": "skipped", "run_dir": str(run_dir)}
     try:
-        return _run_locked(cfg, rid, run_dir, device, task, model, optimizer, caps, scheduler, settings)
+        if build_error is not None:
+            return _record_build_failure(cfg, rid, run_dir, device, build_error)
+        return _run(cfg, rid, run_dir, world, device, *built)
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
-def _run_locked(cfg, rid, run_dir: Path, device, task, model, optimizer, caps, scheduler, settings) -> dict:
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    (run_dir / "metrics.jsonl").unlink(missing_ok=True)  # an unfinished earlier attempt's curve
-    sinks = make_sinks(cfg.logger.sinks, run_dir, rid, cfg.steps, cfg.progress, cfg.logger, resolved)
-    summary: dict[str, Any] = {
+def _header(cfg: DictConfig, rid: str, metric: str, mode: str, optimum) -> dict[str, Any]:
+    tune = cfg.get("tune") or {}
+    return {
         "run_id": rid, "task": cfg.task.name, "optimizer": cfg.optimizer.name, "seed": cfg.seed,
-        "metric": task.metric, "mode": task.mode, "target": settings.target, "optimum": task.optimum,
-        "hyperparameters": {k: v for k, v in constructor_kwargs(cfg.optimizer).items()},
+        "metric": metric, "mode": mode, "target": cfg.task.get("target"), "optimum": optimum,
+        "hyperparameters": dict(constructor_kwargs(cfg.optimizer)),
         "schedule": cfg.schedule._target_.rsplit(".", 1)[-1], "batch_size": cfg.batch_size,
-        "implementation": implementation(optimizer), "started_at": time.time(),
+        # `bench tune` provenance: which sweep, phase (search | seeds), study and trial ran this
+        "sweep": tune.get("sweep"), "phase": tune.get("phase"), "study": tune.get("study"),
+        "trial": tune.get("trial"),
     }
+
+
+def _record_build_failure(cfg, rid: str, run_dir: Path, device, error: str) -> dict[str, Any]:
+    task_cls = resolve_target(cfg.task, "task")
+    summary = {**_header(cfg, rid, task_cls.metric, task_cls.mode, getattr(task_cls, "optimum", None)),
+               "status": "failed", "error": error, "steps": 0, "env": rundir.environment(device),
+               "started_at": time.time(), "finished_at": time.time(), "run_dir": str(run_dir)}
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    rundir.write_json_atomic(run_dir / "summary.json", summary)
+    print(f"failed: {run_dir}: {error}", file=sys.stderr)
+    return summary
+
+
+def _run(cfg, rid, run_dir: Path, world: World, device, task, model, optimizer, caps, scheduler) -> dict:
+    probes = build_probes(cfg.get("probe"), task, cfg.seed)  # before config.yaml: bad probe settings leave no run
+    checkpointer = Checkpointer(run_dir, rid, model, optimizer, scheduler, writer=world.is_main)
+    resume = checkpointer.load() if world.is_main else None
+    if world.share(resume is not None) and not world.is_main:
+        resume = checkpointer.load()
+    eval_every = cfg.eval_every or max(1, cfg.steps // 10)
+    settings = LoopSettings(
+        steps=cfg.steps, eval_every=eval_every, log_every=cfg.log_every or max(1, cfg.steps // 50),
+        target=cfg.task.get("target"), grad_clip=cfg.grad_clip, autocast_dtype=autocast_dtype(cfg.precision, device),
+        checkpoint_every=cfg.get("checkpoint_every") or 0,
+        mean_over_ranks=world.mean if world.size > 1 else None,
+    )
+    sinks: list = []
+    if world.is_main:
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        # an earlier attempt's curve: all of it, or what it logged after the checkpoint
+        rundir.trim_metrics(run_dir / "metrics.jsonl", resume["step"] if resume else None)
+        sinks = make_sinks(cfg.logger.sinks, run_dir, rid, cfg.steps, cfg.progress, cfg.logger,
+                           OmegaConf.to_container(cfg, resolve=True))
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    summary: dict[str, Any] = {**_header(cfg, rid, task.metric, task.mode, task.optimum),
+                               "implementation": implementation(optimizer), "started_at": time.time()}
+    if world.size > 1:
+        summary["world_size"] = world.size
+    interrupts = Interrupts(immediate=world.size == 1, agree=world.any if world.size > 1 else None)
+    # Training-time draws (dropout, noise) start from a known state whatever ran before: lazy
+    # imports while building (scikit-learn draws from python's `random`) would otherwise make the
+    # first run in a process differ from the next. Salted, so they do not replay the init draws.
+    seed_everything(cfg.seed + 1_000_003)
     try:
-        outcome = train(task, model, optimizer, scheduler, caps, settings, sinks, device)
-        summary.update(outcome.__dict__)
-    except KeyboardInterrupt:
+        with interrupts:
+            outcome = train(task, distributed.wrap_model(model, world, device), optimizer, scheduler, caps,
+                            settings, sinks, device, checkpoint=checkpointer, resume=resume, stop=interrupts,
+                            probes=probes)
+        summary.update(asdict(outcome))
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, keeping the last checkpoint
         summary.update(status="interrupted")
         raise
     except Exception as exc:  # a failing trial is a result; the sweep goes on
@@ -131,8 +244,17 @@ def _run_locked(cfg, rid, run_dir: Path, device, task, model, optimizer, caps, s
         )
         for sink in sinks:
             sink.finish(summary)
-        if summary.get("status") != "interrupted":
-            rundir.write_json_atomic(run_dir / "summary.json", summary)
+        if summary.get("status") in rundir.FINISHED:
+            if world.is_main:
+                rundir.write_json_atomic(run_dir / "summary.json", summary)
+            checkpointer.discard()
+        else:
+            checkpointer.mark_interrupted(summary.get("interrupted_at"), interrupts.name)
+    if summary["status"] == "interrupted":
+        print(f"interrupted: {run_dir} at step {summary['interrupted_at']} (checkpoint saved; run the same "
+              f"command again to resume)", file=sys.stderr)
+        interrupts.deliver()
+        return summary
     best = summary.get("best")
     shown = f"{task.metric}={best:.4g}" if isinstance(best, float) and math.isfinite(best) else ""
     print(f"{summary['status']}: {run_dir}  {shown}")

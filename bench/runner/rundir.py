@@ -3,15 +3,18 @@
     runs/<run_id>/config.yaml     resolved config (written first)
                   metrics.jsonl   one line per log step, flushed
                   summary.json    written last, atomically (temp file + rename)
-                  .lock           held (flock) while a process works in the directory
+                  .lock           held (flock) while a process works in the directory; holds its pid
+                  checkpoint.pt   while unfinished: the state to resume from (see checkpoint.py)
 
-A directory with summary.json is finished; one without is unfinished (crashed, killed or still
-running: the lock tells which). Several processes may share one runs root safely.
+A directory with summary.json is finished; one without is unfinished (crashed, killed,
+interrupted or still running: the lock tells which). Several processes may share one runs root
+safely.
 """
 
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import platform
@@ -32,6 +35,7 @@ FINISHED = ("ok", "diverged", "failed")
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Readers see the old file or the new one, never half of one."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide results from the rest of a team sharing the root
     with os.fdopen(fd, "w") as f:
         json.dump(data, f, indent=2, default=str)
         f.flush()
@@ -61,6 +65,8 @@ class RunLock:
         except BlockingIOError:
             os.close(fd)
             return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())  # who runs it: for people, and for tests that signal it
         self._fd = fd
         return True
 
@@ -94,6 +100,27 @@ def fresh_directory(root: Path, run_id: str) -> Path:
             n += 1
 
 
+def trim_metrics(path: Path, keep_through: int | None) -> None:
+    """Drop an earlier attempt's curve: all of it (`keep_through=None`), or the lines it logged
+    after step `keep_through`, where a resumed run picks up. A torn last line goes too."""
+    if keep_through is None or not path.exists():
+        path.unlink(missing_ok=True)
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] > keep_through:
+                break
+        except (ValueError, KeyError, TypeError):
+            break
+        kept.append(line + "\n")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.writelines(kept)
+    os.replace(tmp, path)
+
+
+@functools.lru_cache(maxsize=1)  # one git process per sweep, not one per trial
 def git_sha() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,

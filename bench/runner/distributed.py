@@ -1,0 +1,173 @@
+"""One run on N processes with DistributedDataParallel.
+
+    torchrun --nproc_per_node=4 -m bench run task=cifar10 optimizer=lion
+    bench run task=cifar10 optimizer=lion distributed.nproc=4      # starts torchrun itself
+
+Every rank builds the same task, model and optimizer from the same seed. The task's global batch
+is split across ranks (`ShardedTask`) and DDP averages the gradients, so each update equals the
+single-process update on the whole batch (a mean loss over equal shards is the mean of the
+shards' means). Only rank 0 writes the run directory; the logged loss is the mean over ranks.
+Under a submitit job with several tasks per node, the rank comes from submitit's environment.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+import torch.distributed as dist
+from omegaconf import DictConfig
+
+from bench import BenchError
+
+
+@dataclass
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def share(self, value_on_main: Any) -> Any:
+        """Rank 0's value, on every rank (rank 0's decisions: skip, resume, which directory)."""
+        if self.size == 1:
+            return value_on_main
+        box = [value_on_main if self.is_main else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def mean(self, tensor: torch.Tensor) -> torch.Tensor:
+        reduced = tensor.detach().clone()
+        dist.all_reduce(reduced)
+        return reduced / self.size
+
+    def any(self, flag: bool) -> bool:
+        value = torch.tensor([1.0 if flag else 0.0], device=self._device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
+
+    def device(self, requested: str) -> str:
+        """Each rank on its own GPU when there are GPUs; all on the CPU otherwise."""
+        if self.size > 1 and requested in ("auto", "cuda") and torch.cuda.is_available():
+            return f"cuda:{self.local_rank}"
+        return requested
+
+    def close(self) -> None:
+        if self.size > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+    @property
+    def _device(self) -> torch.device:
+        return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+def _from_submitit() -> None:
+    """A submitit job with several tasks: export the variables torchrun would have set."""
+    try:
+        import submitit
+
+        env = submitit.JobEnvironment()
+    except Exception:  # not inside a submitit job
+        return
+    if env.num_tasks > 1:
+        submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+
+
+def init_world(device: str) -> World:
+    """The process group this process belongs to (a world of one outside torchrun)."""
+    if "WORLD_SIZE" not in os.environ and "SUBMITIT_EXECUTOR" in os.environ:
+        _from_submitit()
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return World()
+    world = World(rank=int(os.environ["RANK"]), size=size, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    use_cuda = world.device(device).startswith("cuda")
+    if use_cuda:
+        torch.cuda.set_device(world.local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return world
+
+
+def should_launch(cfg: DictConfig) -> bool:
+    return int(cfg.distributed.nproc) > 1 and "WORLD_SIZE" not in os.environ
+
+
+def launch(cfg: DictConfig, overrides: list[str] | None, run_dir: Path) -> dict[str, Any]:
+    """`distributed.nproc=N`: run this same command under torchrun and return rank 0's summary."""
+    if overrides is None:
+        raise BenchError("distributed.nproc needs the run's overrides; start it with "
+                         "`torchrun --nproc_per_node=N -m bench run ...` instead")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={int(cfg.distributed.nproc)}", "-m", "bench", "run", *overrides]
+    print(f"distributed: {' '.join(cmd[2:])}", flush=True)
+    code = subprocess.run(cmd).returncode
+    from bench.runner.rundir import read_summary  # here to keep this module free of run-dir logic
+
+    summary = read_summary(run_dir)
+    if summary is None:
+        return {"status": "failed", "error": f"torchrun exited with code {code} and wrote no summary",
+                "run_dir": str(run_dir)}
+    return {**summary, "run_dir": str(run_dir)}
+
+
+class DDP(torch.nn.parallel.DistributedDataParallel):
+    """DDP that also answers attribute lookups of the wrapped model, so a task's `loss` can keep
+    reading e.g. `model.weight` for a penalty term."""
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "module":
+                raise
+            return getattr(self.module, name)
+
+
+def wrap_model(model: torch.nn.Module, world: World, device: torch.device) -> torch.nn.Module:
+    if world.size == 1:
+        return model
+    return DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def _shard(batch: Any, rank: int, size: int) -> Any:
+    if isinstance(batch, torch.Tensor) and batch.dim() > 0:
+        if batch.shape[0] % size:
+            raise BenchError(f"a batch of {batch.shape[0]} rows does not split evenly over {size} ranks; "
+                             f"choose batch_size divisible by {size}")
+        return batch.chunk(size)[rank]
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_shard(b, rank, size) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _shard(v, rank, size) for k, v in batch.items()}
+    return batch
+
+
+class ShardedTask:
+    """A task whose batches are this rank's slice of the global batch; everything else is the
+    wrapped task's."""
+
+    def __init__(self, task, world: World):
+        self._task, self._world = task, world
+
+    def __getattr__(self, name: str):
+        return getattr(self._task, name)
+
+    def batches(self, start: int = 0) -> Iterator[Any]:
+        for batch in self._task.batches(start):
+            yield _shard(batch, self._world.rank, self._world.size)
+
+    def items_per_batch(self, batch: Any) -> int:
+        return self._task.items_per_batch(batch) * self._world.size
+
+
+def shard_task(task, world: World):
+    return task if world.size == 1 else ShardedTask(task, world)
