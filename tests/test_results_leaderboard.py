@@ -146,3 +146,16 @@ def test_renderings(board_root):
     assert csv.splitlines()[0].startswith("benchmark,task,metric") and len(csv.splitlines()) == 5
     with pytest.raises(ValueError):
         tables.render(board, "xml")
+
+
+def test_each_benchmark_table_names_its_own_metric(tmp_path):
+    root = tmp_path / "runs"
+    for seed in range(2):
+        write_run(root, task="reg", seed=seed, value=0.3)
+        write_run(root, task="cls", seed=seed, metric="val/acc", mode="max", value=0.9)
+    md = tables.render(lb.leaderboard(store.load(root).table), "md")
+    cls, reg = md.split("### reg")
+    assert "final val/acc (median [95% CI])" in cls and "val/loss" not in cls
+    assert "final val/loss (median [95% CI])" in reg and "val/acc" not in reg
+    assert "nan" not in md and "| ∞ | ∞ |" not in md
+    assert "| 0.3 [0.3, 0.3] n=2 | ∞ 0/2 | ∞ 0/2 |" in reg  # no target set: never reached

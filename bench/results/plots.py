@@ -21,8 +21,10 @@ KINDS = ("curves", "lr", "profile", "budget", "resources")
 X_AXES = {"step": "optimizer step", "time": "train time (s, eval excluded)", "items": "examples or tokens seen"}
 #: well-known optimizers keep their colour in every report; others take the unused ones in name order
 PREFERRED = {"adamw": "tab:blue", "adam": "tab:orange", "sgd": "tab:green", "lion": "tab:red", "muon": "tab:purple",
-             "schedulefree": "tab:brown", "sophia": "tab:pink", "soap": "tab:olive", "shampoo": "tab:gray",
+             "schedulefree_adamw": "tab:brown", "sophia": "tab:pink", "soap": "tab:olive", "shampoo": "tab:gray",
              "adafactor": "tab:cyan"}
+#: profiles often coincide (everyone at 0 or 1); dashes keep overlapping lines distinguishable
+DASHES = ["-", "--", "-.", ":"]
 SPARE = ["#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1",
          "#636363", "#9c9ede", "#cedb9c", "#e7ba52", "#e7969c", "#de9ed6"]
 N_BOOT = 500  # per plotted point; the bands are for the eye, the tables carry the 2000-sample CIs
@@ -87,7 +89,7 @@ def learning_curves(runs: Runs, benchmark: str, x: str = "step", colour: dict | 
     for ax, name in zip(axes, shown, strict=True):
         ax.set_xlabel(X_AXES[x])
         ax.set_ylabel(_ylabel(name, mode if name == metric else "min"))
-        if name.endswith("loss") and _spans_decades(ax):
+        if not name.endswith("acc") and _spans_decades(ax):  # losses, suboptimality gaps
             ax.set_yscale("log")
         ax.legend(fontsize=8)
     fig.suptitle(f"{benchmark}: learning curves of each optimizer's tuned best (median, 95% CI over seeds)")
@@ -140,10 +142,12 @@ def performance_profile(table: pd.DataFrame, measure: str = "time", tau_max: flo
     rho = stats.performance_profile(ratios, taus)
     area = stats.area_score(ratios, tau_max)
     fig, (ax,) = _figure()
-    for j, opt in enumerate(optimizers):
-        ax.step(taus, rho[:, j], where="post", color=colour[opt], label=f"{opt} (area {area[j]:.2f})")
+    for j in np.argsort(-area, kind="stable"):  # legend in score order
+        opt = optimizers[j]
+        ax.step(taus, rho[:, j], where="post", color=colour[opt], linestyle=DASHES[j % len(DASHES)], linewidth=2,
+                label=f"{opt} (area {area[j]:.2f})")
     ax.set_xlim(1.0, tau_max)
-    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylim(-0.05, 1.05)
     what = "train time" if measure == "time" else "steps"
     ax.set_xlabel(f"τ: {what} to target relative to the fastest optimizer (×)")
     ax.set_ylabel(f"fraction of benchmarks solved within τ (of {len(benchmarks)})")
@@ -186,7 +190,8 @@ def resources(table: pd.DataFrame, benchmark: str, colour: dict | None = None) -
              for n in names]
     fig, (ax_mem, ax_time) = _figure(2, width=5.0)
     bar_colours = [colour[n] for n in names]
-    ax_mem.bar(names, np.asarray(memory) / scale, color=bar_colours)
+    bars = ax_mem.bar(names, np.asarray(memory) / scale, color=bar_colours)
+    ax_mem.bar_label(bars, labels=[f"{m / scale:.3g}" for m in memory])  # a 0-byte bar is otherwise invisible
     ax_mem.set_ylabel(f"optimizer state ({unit})")
     ax_mem.set_title("optimizer state memory")
     medians = np.array([t.value for t in times])

@@ -124,10 +124,9 @@ def render_html(runs: Runs, board: pd.DataFrame, across: pd.DataFrame, figures: 
                f"with the best median final metric over seeds. Every estimate is median [95% bootstrap CI] with "
                f"its n; a miss (diverged, failed or target not reached) counts as ∞. {html.escape(lb.RULE)} "
                f"{html.escape(lb.CAVEAT)}</p>")
-    shown = tables.display(board, baseline)
-    for bench_name, group in shown.groupby("benchmark", sort=True):
-        out.append(f"<h3>{html.escape(tables.title(board, bench_name))}</h3>")
-        out.append(_table(group.drop(columns="benchmark"), verdict_col=f"vs {baseline}"))
+    for heading, cells in tables.sections(board, baseline):
+        out.append(f"<h3>{html.escape(heading)}</h3>")
+        out.append(_table(cells, verdict_col=f"vs {baseline}"))
 
     if not across.empty:
         out.append("<h2>Across benchmarks</h2>")

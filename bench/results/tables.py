@@ -24,6 +24,8 @@ def num(x: float, digits: int = 3) -> str:
 
 def estimate(row: pd.Series, col: str, unit: str = "", n: int | None = None) -> str:
     value, lo, hi = row[col], row[f"{col}_lo"], row[f"{col}_hi"]
+    if value == lo == hi == math.inf:  # every resample missed: the interval adds nothing
+        return "∞" + (f" n={n}" if n is not None else "")
     text = num(value, 3) + unit
     text += f" [{num(lo, 3)}, {num(hi, 3)}]" if not math.isnan(lo) else " (no CI)"
     return text + (f" n={n}" if n is not None else "")
@@ -73,6 +75,12 @@ def display(board: pd.DataFrame, baseline: str = "adamw") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def sections(board: pd.DataFrame, baseline: str = "adamw"):
+    """Yield (title, cells) per benchmark; each has its own metric, so its own column names."""
+    for bench_name, group in board.groupby("benchmark", sort=True):
+        yield title(board, bench_name), display(group, baseline).drop(columns="benchmark")
+
+
 def title(board: pd.DataFrame, benchmark: str) -> str:
     r = board[board["benchmark"] == benchmark].iloc[0]
     target = "" if math.isnan(r["target"]) else f", target {num(r['target'])}"
@@ -116,9 +124,8 @@ def render(board: pd.DataFrame, fmt: str, across: pd.DataFrame | None = None, ba
         return json.dumps(data, indent=2)
     if fmt == "md":
         parts = []
-        shown = display(board, baseline)
-        for bench_name, group in shown.groupby("benchmark", sort=True):
-            parts.append(f"### {title(board, bench_name)}\n\n{_markdown(group.drop(columns='benchmark'))}")
+        for heading, cells in sections(board, baseline):
+            parts.append(f"### {heading}\n\n{_markdown(cells)}")
         if across is not None and not across.empty:
             parts.append(f"### Across benchmarks\n\n{_markdown(display_across(across))}")
         parts.append(f"Rule: {RULE}\n\n{CAVEAT}")
@@ -139,10 +146,8 @@ def print_rich(board: pd.DataFrame, across: pd.DataFrame | None = None, baseline
     from rich.table import Table
 
     console = console or Console(width=max(180, Console().width))
-    shown = display(board, baseline)
-    for bench_name, group in shown.groupby("benchmark", sort=True):
-        table = Table(title=title(board, bench_name), title_justify="left", show_lines=False)
-        frame = group.drop(columns="benchmark")
+    for heading, frame in sections(board, baseline):
+        table = Table(title=heading, title_justify="left", show_lines=False)
         for col in frame.columns:
             table.add_column(col, overflow="fold")
         for row in frame.itertuples(index=False):
