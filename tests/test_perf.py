@@ -1,0 +1,39 @@
+"""`bench perf loop` (P1): the hand-written minimal loop must train exactly what bench's loop
+trains — same initialisation, batches, warm-up and steps — or the time ratio would compare
+different work. Timings themselves are benchmarks (docs/BENCHMARKS.md), not tests."""
+
+import json
+
+import pytest
+import torch
+
+from bench.perf import compose_config
+from bench.perf.loop import bench_loop, minimal_loop
+from bench.runner.main import build_task, resolve_device
+
+
+@pytest.mark.parametrize("overrides", [
+    ["task=logreg", "optimizer=adamw", "steps=25"],
+    ["task=fashion_mnist_tiny", "optimizer=sgd", "optimizer.momentum=0.9", "steps=6", "eval_every=3"],
+])
+def test_minimal_loop_trains_what_bench_trains(tmp_path, overrides):
+    cfg = compose_config([*overrides, "device=cpu", f"runs_root={tmp_path}", "progress=off"])
+    summary = bench_loop(cfg)
+    task = build_task(cfg, resolve_device("cpu"))
+    seconds, model = minimal_loop(cfg, task, torch.device("cpu"))
+    assert seconds > 0 and summary["steps"] == cfg.steps
+    with torch.no_grad():
+        model.eval()
+        mine = task.evaluate(model)
+    assert mine[task.metric] == summary["final"][task.metric]
+    assert mine["val/loss"] == pytest.approx(summary["final"]["val/loss"], rel=1e-6)
+
+
+def test_perf_loop_command(bench_cli):
+    res = bench_cli("perf", "loop", "--case", "logreg", "--repeats", "1", "steps=20", "--format", "json")
+    assert res.code == 0, res.output
+    case = json.loads(res.stdout)["cases"][0]
+    assert case["case"] == "logreg" and case["steps"] == 20 and case["repeats"] == 1 and case["goal"] == 1.05
+    assert case["ratio"] > 0 and case["meets_goal"] == (case["ratio"] <= 1.05)
+    bad = bench_cli("perf", "loop", "--case", "nope")
+    assert bad.code == 2 and "unknown perf loop case 'nope'" in bad.stderr
