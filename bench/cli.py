@@ -283,6 +283,90 @@ def check(
     raise typer.Exit(result.exit_code)
 
 
+perf_app = typer.Typer(help="Performance benchmarks of bench itself, each against plain PyTorch in the same "
+                       "process; results are ratios of medians (record them in docs/BENCHMARKS.md).",
+                       no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app.add_typer(perf_app, name="perf")
+
+
+@perf_app.command("loop")
+def perf_loop(
+    overrides: Optional[List[str]] = typer.Argument(None, help="overrides added to every case, e.g. optimizer=sgd"),
+    case: Optional[List[str]] = typer.Option(None, "--case", "-c", help="logreg | fashion_mnist (repeatable; default: both)"),
+    repeats: int = typer.Option(7, "--repeats", "-n", help="runs of each loop per case, alternated"),
+    threads: int = typer.Option(1, "--threads", help="torch threads (1: steadier on a shared machine)"),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | json"),
+) -> None:
+    """P1, harness overhead: bench's training loop vs a hand-written minimal PyTorch loop on the
+    same task, model, optimizer, batches and steps, evaluation off both clocks. Goals: <= 1.05x
+    on full-batch logreg (a step is ~0.1 ms, so loop bookkeeping shows), <= 1.02x on the
+    Fashion-MNIST CNN.
+
+    \b
+      bench perf loop                          both cases, 7 repeats each
+      bench perf loop -c logreg optimizer=sgd  one case, another optimizer
+    """
+    from bench.perf.loop import CASES, measure, render
+
+    if fmt not in ("table", "json"):
+        fail(f"unknown --format {fmt!r}; use table or json")
+    if repeats < 1 or threads < 1:
+        fail("--repeats and --threads must be >= 1")
+    names = case or list(CASES)
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        fail(f"unknown perf loop case {unknown[0]!r}; choose one of: {', '.join(CASES)}")
+    results = []
+    for name in names:
+        typer.echo(f"P1 {name}: {repeats} x (bench loop, minimal loop) ...", err=True)
+        results.append(_results_call(measure, name, list(overrides or []), repeats, threads))
+    text = render(results, fmt)
+    if text is not None:
+        typer.echo(text)
+
+
+@app.command()
+def experiment(
+    args: Optional[List[str]] = typer.Argument(None, help="NAME (or experiment=NAME); scale=... is also accepted"),
+    scale: str = typer.Option("cpu", "--scale", "-s", help="cpu (this machine, < 15 min) | gpu (real sizes) | test (seconds)"),
+    runs: Optional[str] = typer.Option(None, "--runs", "-r", help="runs root (default: runs/experiments/<name>-<scale>)"),
+    docs: str = typer.Option("docs", "--docs", help="where CLAIMS.md and the figures (claims/*.png) are written"),
+    analyse_only: bool = typer.Option(False, "--analyse-only", help="skip the sweep; analyse the runs already there"),
+) -> None:
+    """Reproduce a claim from the literature with one command: run its sweep (finished runs are
+    reused), then write its figures and a verdict with n and 95% CIs into <docs>/CLAIMS.md.
+    Without a name, list the experiments.
+
+    \b
+      bench experiment                              list them
+      bench experiment edge_of_stability            the CPU preset (< 15 min on 2 cores)
+      bench experiment schedule_free --scale gpu    real sizes, for a GPU
+    """
+    from pathlib import Path
+
+    from bench.experiments import run_experiment
+    from bench.experiments.common import load_spec, names
+
+    name = None
+    for arg in args or []:
+        key, eq, value = arg.partition("=")
+        if eq and key == "scale":
+            scale = value
+        elif eq and key == "experiment":
+            name = value
+        elif not eq and name is None:
+            name = arg
+        else:
+            fail(f"unexpected argument {arg!r}; usage: bench experiment NAME [--scale cpu|gpu|test]")
+    if name is None:
+        for n in names():
+            typer.echo(f"{n:<20} {_results_call(load_spec, n, 'cpu').title}")
+        return
+    finding = _results_call(run_experiment, name, scale, Path(runs) if runs else None, Path(docs), analyse_only)
+    typer.echo(f"{name}: {finding.verdict}. {finding.summary}")
+    typer.echo(f"wrote {Path(docs) / 'CLAIMS.md'} and {', '.join(str(p) for p in finding.figures)}")
+
+
 def main() -> None:
     app()
 
