@@ -6,6 +6,7 @@ import hashlib
 import pickle
 import tarfile
 from collections import OrderedDict
+from itertools import islice
 
 import numpy as np
 import pytest
@@ -91,9 +92,9 @@ def test_crop_flip_is_a_shifted_window_and_mirror():
 
 def test_batches_from_start_equal_skipping():
     task = Cifar10(synthetic=64, arch="resnet20", batch_size=16, seed=3)
-    full = [b for _, b in zip(range(7), task.batches())]
-    resumed = [b for _, b in zip(range(2), task.batches(5))]
-    for (xa, ya), (xb, yb) in zip(full[5:], resumed):
+    full = list(islice(task.batches(), 7))
+    resumed = list(islice(task.batches(5), 2))
+    for (xa, ya), (xb, yb) in zip(full[5:], resumed, strict=True):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
     assert not torch.equal(full[0][0], full[1][0])
     assert full[0][0].shape == (16, 3, 32, 32) and full[0][0].dtype == torch.float32

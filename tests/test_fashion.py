@@ -3,6 +3,7 @@ installed, the missing-data error, resumable batches, a tiny end-to-end run."""
 
 import gzip
 import struct
+from itertools import islice
 
 import numpy as np
 import pytest
@@ -88,8 +89,8 @@ def test_missing_data_is_one_line_naming_the_package(bench_cli, runs_root, tmp_p
 def test_batches_from_start_equal_skipping(tmp_path):
     write_fashion_dir(tmp_path)
     task = FashionMNIST(data_dir=str(tmp_path), batch_size=64, seed=2)
-    full = [b for _, b in zip(range(9), task.batches())]  # 4 batches per epoch: crosses two epochs
-    for (xa, ya), (xb, yb) in zip(full[6:], [b for _, b in zip(range(3), task.batches(6))]):
+    full = list(islice(task.batches(), 9))  # 4 batches per epoch: crosses two epochs
+    for (xa, ya), (xb, yb) in zip(full[6:], list(islice(task.batches(6), 3)), strict=True):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
     assert full[0][0].shape == (64, 1, 28, 28)
     assert not torch.equal(full[0][1], full[4][1])  # a fresh permutation each epoch

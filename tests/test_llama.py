@@ -2,6 +2,7 @@
 grouped-query attention, gradient accumulation, the missing-data error, a tiny end-to-end run."""
 
 import dataclasses
+from itertools import islice
 
 import pytest
 import torch
@@ -10,7 +11,15 @@ from omegaconf import OmegaConf
 
 from bench import BenchError
 from bench.tasks import download, text
-from bench.tasks.llama import PRESETS, LanguageModel, Llama, LlamaConfig, apply_rope, flops_per_token, rope_tables
+from bench.tasks.llama import (
+    PRESETS,
+    LanguageModel,
+    Llama,
+    LlamaConfig,
+    apply_rope,
+    flops_per_token,
+    rope_tables,
+)
 from bench.tasks.text import ByteTokenizer, Split, get_tokenizer, load_tokens, synthetic_text
 
 
@@ -147,9 +156,9 @@ def test_split_is_seeded_disjoint_and_resumable():
 
 def test_batches_from_start_equal_skipping():
     task = LanguageModel(synthetic=20000, preset="tiny", seq_len=32, batch_size=4, seed=5)
-    full = [b for _, b in zip(range(6), task.batches())]
-    resumed = [b for _, b in zip(range(2), task.batches(4))]
-    assert all(torch.equal(a, b) for a, b in zip(full[4:], resumed))
+    full = list(islice(task.batches(), 6))
+    resumed = list(islice(task.batches(4), 2))
+    assert all(torch.equal(a, b) for a, b in zip(full[4:], resumed, strict=True))
     assert task.items_per_batch(full[0]) == 4 * 32
 
 

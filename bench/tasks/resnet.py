@@ -55,7 +55,7 @@ class ResNet(nn.Module):
         super().__init__()
         self.stem = nn.Sequential(conv3x3(3, widths[0]), nn.BatchNorm2d(widths[0]), nn.ReLU())
         layers, cin = [], widths[0]
-        for i, (width, n) in enumerate(zip(widths, blocks)):
+        for i, (width, n) in enumerate(zip(widths, blocks, strict=True)):
             for j in range(n):
                 stride = 2 if i > 0 and j == 0 else 1
                 layers.append(BasicBlock(cin, width, stride, projection))
