@@ -134,10 +134,12 @@ def test_directory_corpus_and_read_only_fallback(tmp_path, monkeypatch):
     (tmp_path / "docs" / "sub" / "a.txt").write_text("nested")
     (tmp_path / "docs" / ".hidden").write_text("skipped")
     monkeypatch.setenv("BENCH_DATA", str(tmp_path / "data"))
-    monkeypatch.setattr(text.os, "access", lambda path, mode: False)  # as if the corpus were read-only
+    (tmp_path / "docs").chmod(0o555)  # read-only: no write bit, whoever runs the tests
     tokens, cache = load_tokens(str(tmp_path / "docs"), ByteTokenizer())
     assert bytes(tokens) == b"second\nnested"
     assert cache.parent == tmp_path / "data" / "tokens"
+    assert [p.name for p in (tmp_path / "docs").iterdir() if p.name.startswith(".")] == [".hidden"]
+    (tmp_path / "docs").chmod(0o755)
 
 
 def test_split_is_seeded_disjoint_and_resumable():

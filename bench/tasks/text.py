@@ -101,13 +101,19 @@ def corpus_files(path: Path) -> list[Path]:
     return files
 
 
+def writable(folder: Path) -> bool:
+    """Whether we may add files to `folder`. A directory without any write permission bit is
+    read-only by intent (shared data), even for root, whom `os.access` lets write anywhere."""
+    return os.access(folder, os.W_OK) and bool(folder.stat().st_mode & 0o222)
+
+
 def _cache_path(path: Path, files: list[Path], tokenizer, cache_dir: str | None) -> Path:
     stats = [(str(f.relative_to(path) if f != path else f.name), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
     fingerprint = hashlib.sha1(repr((stats, tokenizer.name)).encode()).hexdigest()[:12]
     suffix = token_dtype(tokenizer.vocab_size).name
     home = path if path.is_dir() else path.parent
     stem = path.name if path.is_file() else "corpus"
-    if cache_dir is None and not os.access(home, os.W_OK):
+    if cache_dir is None and not writable(home):
         cache_dir = str(data_root() / "tokens")
     if cache_dir is not None:
         home = Path(cache_dir).expanduser()
