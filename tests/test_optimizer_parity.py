@@ -4,26 +4,39 @@ bench/optimizers/reference.py) to rtol 1e-6, with non-default hyperparameters sw
 
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
 import torch
 from torch import nn
 
+import dog
+import prodigyopt
 import pytorch_optimizer as po
+import pytorch_optimizer.optimizer.sam as po_sam
 import schedulefree
 
 from bench.optimizers import reference as twin
+from bench.optimizers.adahessian import AdaHessian
 from bench.optimizers.adamsn import AdamSN, subset_size
 from bench.optimizers.ademamix import AdEMAMix
 from bench.optimizers.adamw import AdamW
 from bench.optimizers.diffgrad import DiffGrad
+from bench.optimizers.dog import DoG
 from bench.optimizers.exadam import EXAdam
 from bench.optimizers.fadam import FAdam
 from bench.optimizers.lamb import Lamb
 from bench.optimizers.lars import LARS
+from bench.optimizers.ldog import LDoG
 from bench.optimizers.lion import Lion
+from bench.optimizers.muon import Muon
 from bench.optimizers.nadamw import NAdamW
+from bench.optimizers.prodigy import Prodigy
+from bench.optimizers.sam import SAM
 from bench.optimizers.schedulefree_adamw import ScheduleFreeAdamW
 from bench.optimizers.schedulefree_sgd import ScheduleFreeSGD
+from bench.optimizers.shampoo import Shampoo
+from bench.optimizers.swan import SWAN
 
 STEPS = 100
 
@@ -33,10 +46,14 @@ def small_model() -> nn.Module:
     return nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3)).double()
 
 
-def trajectory(make_optimizer, steps: int = STEPS, closure: bool = False, hvp: bool = False) -> list[torch.Tensor]:
-    """Train on seeded minibatches; return the final parameters."""
+def trajectory(make_optimizer, steps: int = STEPS) -> list[torch.Tensor]:
+    """Train on seeded minibatches; return the final parameters. The optimizer's capabilities (or a
+    reference's `needs_closure` / `needs_hvp` attributes) decide how a step is driven."""
     model = small_model()
+    torch.manual_seed(2)  # only optimizers that draw from the global generator (Hutchinson probes) see it
     opt = make_optimizer(model)
+    closure = getattr(opt, "needs_closure", False)
+    hvp = getattr(opt, "needs_hvp", False)
     data = torch.Generator().manual_seed(1)
     target_w = torch.randn(6, 3, generator=data, dtype=torch.float64)
     for _ in range(steps):
@@ -59,6 +76,48 @@ def trajectory(make_optimizer, steps: int = STEPS, closure: bool = False, hvp: b
 
 def params(model: nn.Module):
     return list(model.parameters())
+
+
+def named(model: nn.Module):
+    return list(model.named_parameters())
+
+
+class Pair(torch.optim.Optimizer):
+    """Two reference optimizers over disjoint parameters, stepped together (Muon + AdamW)."""
+
+    def __init__(self, first, second):
+        self.first, self.second = first, second
+        super().__init__(first.param_groups + second.param_groups, {})
+
+    def step(self, closure=None):
+        self.first.step()
+        self.second.step()
+
+
+def float64_squared_norm(param_groups, device=None, *, weight_adaptive=False):
+    """pytorch-optimizer's global gradient norm, accumulated in float64 instead of float32."""
+    grads = [p.grad * (p.abs() if weight_adaptive and g.get("adaptive") else 1.0)
+             for g in param_groups for p in g["params"] if p.grad is not None]
+    return torch.stack([x.norm() for x in grads]).square().sum().reshape(1)
+
+
+class ReferenceSAM(po.SAM):
+    """pytorch-optimizer's SAM, driven like bench's: it expects the gradient at w before
+    step(closure) (bench's SAM computes it inside), and it rounds the perturbation norm to float32,
+    which alone moves a 100-step float64 trajectory by ~1e-6; the shim keeps float64."""
+
+    needs_closure = True
+
+    def step(self, closure=None):
+        with torch.enable_grad():
+            loss = closure()
+        with mock.patch.object(po_sam, "get_global_gradient_norm", float64_squared_norm):
+            super().step(closure)
+        return loss
+
+
+class ReferenceAdaHessian(po.AdaHessian):
+    needs_hvp = True
 
 
 def lion_pytorch(**kw):
@@ -101,6 +160,13 @@ def sn_k(p):
     return subset_size(p.numel(), None) if p.dim() > 1 else 1
 
 
+def muon_reference(m, **adamw):
+    mats = [p for p in m.parameters() if p.dim() == 2]
+    rest = [p for p in m.parameters() if p.dim() != 2]
+    return Pair(torch.optim.Muon(mats, lr=0.05, momentum=0.9, weight_decay=0.1, nesterov=False),
+                torch.optim.AdamW(rest, **adamw))
+
+
 B = (0.8, 0.95)  # non-default betas everywhere
 ADAM = dict(lr=3e-3, betas=B, eps=1e-7)
 EMA = dict(lr=3e-3, betas=(0.8, 0.95, 0.995), alpha=3.0, eps=1e-7)
@@ -138,6 +204,30 @@ CASES = {
     "sfsgd-wd-warmup": (ours(ScheduleFreeSGD, lr=0.2, momentum=0.8, weight_decay=0.05, warmup_steps=10),
                         in_train_mode(schedulefree.SGDScheduleFree, lr=0.2, momentum=0.8, weight_decay=0.05,
                                       warmup_steps=10)),
+    "dog-wd": (ref(DoG, reps_rel=1e-4, weight_decay=1e-3), ref(dog.DoG, reps_rel=1e-4, weight_decay=1e-3)),
+    "ldog-wd": (ref(LDoG, reps_rel=1e-4, weight_decay=1e-3), ref(dog.LDoG, reps_rel=1e-4, weight_decay=1e-3)),
+    "prodigy-wd-betas": (ref(Prodigy, betas=B, weight_decay=0.05, d0=1e-5),
+                         ref(prodigyopt.Prodigy, betas=B, weight_decay=0.05, d0=1e-5)),
+    "prodigy-bias-safeguard": (ref(Prodigy, use_bias_correction=True, safeguard_warmup=True, growth_rate=1.05),
+                               ref(prodigyopt.Prodigy, use_bias_correction=True, safeguard_warmup=True,
+                                   growth_rate=1.05)),
+    "sam-heavyball": (ref(SAM, base={"name": "heavyball", "fused": False}, rho=0.1, lr=0.05),
+                      ref(ReferenceSAM, base_optimizer=torch.optim.SGD, rho=0.1, lr=0.05, momentum=0.9)),
+    "asam-adamw": (ref(SAM, base={"_target_": "torch.optim.AdamW", "betas": B}, rho=0.5, adaptive=True,
+                       lr=3e-3, weight_decay=0.1),
+                   ref(ReferenceSAM, base_optimizer=torch.optim.AdamW, rho=0.5, adaptive=True, lr=3e-3,
+                       weight_decay=0.1, betas=B)),
+    "muon-adamw": (lambda m: Muon(named(m), lr=0.05, momentum=0.9, weight_decay=0.1, nesterov=False,
+                                  adamw_lr=3e-3, adamw_betas=B, adamw_weight_decay=0.1),
+                   lambda m: muon_reference(m, lr=3e-3, betas=B, weight_decay=0.1)),
+    "swan-vs-eigh": (lambda m: SWAN(named(m), lr=1e-2, ns_steps=40, weight_decay=0.1, adamw_lr=3e-3, adamw_betas=B),
+                     ref(twin.SWAN, lr=1e-2, eps=1e-8, weight_decay=0.1, adamw_lr=3e-3, adamw_betas=B,
+                         adamw_eps=1e-8, adamw_weight_decay=0.0)),
+    "adahessian-wd-betas": (ref(AdaHessian, lr=0.05, betas=B, weight_decay=0.1, seed=None),
+                            ref(ReferenceAdaHessian, lr=0.05, betas=B, weight_decay=0.1, eps=1e-4,
+                                hessian_distribution="rademacher")),
+    "shampoo-wd": (ref(Shampoo, lr=0.02, weight_decay=1e-3, eps=1e-4),
+                   ref(po.Shampoo, lr=0.02, weight_decay=1e-3, matrix_eps=1e-4)),
 }
 
 

@@ -126,3 +126,30 @@ class AdamSN(Twin):
         step = group["lr"] * math.sqrt(1 - b2**t) / (1 - b1**t)
         denom = (torch.sqrt(v) + group["eps"]).repeat_interleave(k).view_as(p)
         return p - step * m / denom
+
+
+class SWAN(Twin):
+    """SWAN (Ma et al. 2024): GradNorm, then GradWhitening with an exact (pseudo-)inverse square root
+    from an eigendecomposition; non-matrices take AdamW (Loshchilov & Hutter 2019) steps."""
+
+    def __init__(self, params, lr, eps, weight_decay, adamw_lr, adamw_betas, adamw_eps, adamw_weight_decay):
+        super().__init__(params, dict(lr=lr, eps=eps, weight_decay=weight_decay, adamw_lr=adamw_lr,
+                                      adamw_betas=adamw_betas, adamw_eps=adamw_eps,
+                                      adamw_weight_decay=adamw_weight_decay))
+
+    def update(self, p, g, state, group):
+        if p.dim() != 2:
+            (b1, b2), t, lr = group["adamw_betas"], state["t"], group["adamw_lr"]
+            m, v = adam_moments(state, g, b1, b2)
+            u = (m / (1 - b1**t)) / (torch.sqrt(v / (1 - b2**t)) + group["adamw_eps"])
+            return p - lr * (u + group["adamw_weight_decay"] * p)
+        n = g.shape[1]
+        mean = g.sum(dim=1, keepdim=True) / n
+        std = torch.sqrt(((g - mean) ** 2).sum(dim=1, keepdim=True) / n)
+        g_norm = (g - mean) / (std + group["eps"])
+        lam, q = torch.linalg.eigh(g_norm @ g_norm.T)
+        keep = lam > 1e-10 * lam.max()
+        inv_sqrt = q[:, keep] @ torch.diag(lam[keep] ** -0.5) @ q[:, keep].T
+        w = inv_sqrt @ g_norm
+        w = w * (g_norm.norm() / w.norm())
+        return p - group["lr"] * (w + group["weight_decay"] * p)
