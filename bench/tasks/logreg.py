@@ -55,7 +55,7 @@ def objective(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor, y: torc
 def load_data(dataset: str, split_seed: int, val_fraction: float, n: int, dim: int, margin: float):
     """(x_train, y_train, x_val, y_val) as float64 / int64 CPU tensors."""
     if dataset == "separable":
-        x, y = separable(n, dim, margin, seeded_generator(split_seed, _DATA))
+        x, y, _ = separable(n, dim, margin, seeded_generator(split_seed, _DATA))
     else:
         import sklearn.datasets
 
@@ -76,14 +76,15 @@ def load_data(dataset: str, split_seed: int, val_fraction: float, n: int, dim: i
 
 
 def separable(n: int, dim: int, margin: float, generator: torch.Generator):
-    """n points from N(0, I), labelled by the side of a random unit normal w, then each moved
-    `margin` further from the hyperplane w·x = 0: every point is at distance >= margin from it."""
+    """(x, y, w): n points from N(0, I), labelled by their side of the hyperplane w·x = 0 for a
+    random unit normal w, then each moved `margin` further from it, so that every point is at
+    distance >= margin from the hyperplane."""
     w = torch.randn(dim, generator=generator, dtype=torch.float64)
     w /= w.norm()
     x = torch.randn(n, dim, generator=generator, dtype=torch.float64)
     side = torch.where(x @ w >= 0, 1.0, -1.0).to(torch.float64)
     x += margin * side[:, None] * w
-    return x, (side > 0).to(torch.int64)
+    return x, (side > 0).to(torch.int64), w
 
 
 def newton_optimum(x: torch.Tensor, y: torch.Tensor, classes: int, l2: float, max_iter: int = 200) -> dict:
