@@ -95,16 +95,28 @@ def default_baseline(sweep: Sweep) -> Path:
     return sweep.path.with_name(f"{sweep.name}_baseline.json")
 
 
-def code_fingerprint(sweep: Sweep) -> str:
-    """Hash of bench's own source and configs, the sweep file and the torch version. The default
-    runs root carries it, so finished runs are reused only while none of these changed — a
-    reused run from older code would hide exactly the regression the check is for."""
+def code_fingerprint(sweep: Sweep, runs: list[PlannedRun]) -> str:
+    """Hash of bench's own source and configs, of the modules that the sweep's `_target_`s name
+    outside bench (a user's own optimizer), of the sweep file and of the torch version. The
+    default runs root carries it, so finished runs are reused only while none of these changed:
+    a run reused from older code would hide exactly the regression the check is for."""
+    import importlib.util
+
     import torch
 
-    h = hashlib.sha256(torch.__version__.encode())
     package = Path(bench.__file__).parent
-    for path in sorted([*package.rglob("*.py"), *package.rglob("*.yaml"), sweep.path]):
-        h.update(str(path.relative_to(path.anchor)).encode())
+    files = {*package.rglob("*.py"), *package.rglob("*.yaml"), sweep.path}
+    targets = {run.cfg[g].get("_target_") for run in runs for g in ("task", "optimizer", "schedule")}
+    for target in filter(None, targets):
+        try:
+            spec = importlib.util.find_spec(target.rsplit(".", 1)[0])
+        except (ImportError, ValueError):  # not importable: its runs fail, and say why
+            continue
+        if spec is not None and spec.origin and Path(spec.origin).is_file():
+            files.add(Path(spec.origin))
+    h = hashlib.sha256(torch.__version__.encode())
+    for path in sorted(files):
+        h.update(str(path).encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:10]
 
@@ -117,7 +129,7 @@ class PlannedRun:
     cfg: Any
 
 
-def plan(sweep: Sweep, runs_root: Path) -> list[PlannedRun]:
+def plan(sweep: Sweep) -> list[PlannedRun]:
     """Every (cell, seed) composed and validated up front, so bad input fails before the first
     run starts and leaves nothing behind."""
     from hydra import compose, initialize_config_dir
@@ -134,8 +146,7 @@ def plan(sweep: Sweep, runs_root: Path) -> list[PlannedRun]:
             for label, overrides in sweep.cells:
                 for seed in sweep.seeds:
                     try:
-                        cfg = compose("config", overrides=[*overrides, f"seed={seed}", f"runs_root={runs_root}",
-                                                           "progress=off"])
+                        cfg = compose("config", overrides=[*overrides, f"seed={seed}", "progress=off"])
                     except HydraException as exc:
                         raise BenchError(f"{sweep.path} cell {label}: {str(exc).splitlines()[0]}") from exc
                     validate(cfg)
@@ -145,8 +156,9 @@ def plan(sweep: Sweep, runs_root: Path) -> list[PlannedRun]:
     return runs
 
 
-def run_plan(runs: list[PlannedRun], threads: int, log: Callable[[str], None]) -> None:
-    """Execute each planned run in this process; finished ones are reused (execute skips them)."""
+def run_plan(runs: list[PlannedRun], root: Path, threads: int, log: Callable[[str], None]) -> None:
+    """Execute each planned run into `root`, in this process; finished ones are reused (execute
+    skips them)."""
     import torch
 
     from bench.runner.main import execute
@@ -159,6 +171,7 @@ def run_plan(runs: list[PlannedRun], threads: int, log: Callable[[str], None]) -
     try:
         for i, run in enumerate(runs, 1):
             t0 = time.perf_counter()
+            run.cfg.runs_root = str(root)  # not part of the run id
             with contextlib.redirect_stdout(io.StringIO()):  # its "ok: <dir>" line; ours says more
                 status = execute(run.cfg)["status"]
             reused += status == "skipped"
@@ -267,18 +280,17 @@ def check(spec: str, baseline: str | None = None, runs: str | None = None, runs_
     sweep = load_sweep(spec)
     path = Path(baseline) if baseline else default_baseline(sweep)
     old = read_baseline(path) if not update or path.exists() else None  # fail fast, before running
+    if runs is not None and not Path(runs).is_dir():
+        raise BenchError(f"--runs {runs}: no such directory")
+    planned = plan(sweep)
     if runs is not None:
         root = Path(runs)
-        if not root.is_dir():
-            raise BenchError(f"--runs {runs}: no such directory")
-        planned = plan(sweep, root)
     else:
-        root = Path(runs_root) if runs_root else Path("runs/check") / f"{sweep.name}-{code_fingerprint(sweep)}"
-        planned = plan(sweep, root)
         from bench.runner.rundir import ensure_root
 
+        root = Path(runs_root or Path("runs/check") / f"{sweep.name}-{code_fingerprint(sweep, planned)}")
         ensure_root(root)  # only now: bad input leaves no directory behind
-        run_plan(planned, threads, log)
+        run_plan(planned, root, threads, log)
     cells, env, how = collect(root, {r.run_id: r.label for r in planned})
     rows = compare(old["cells"], cells, sweep.tolerance) if old else []
     notes = environment_changes(old.get("env", {}), env) if old else []
