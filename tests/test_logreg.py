@@ -8,11 +8,11 @@ import warnings
 
 import pytest
 import torch
+from conftest import only_run, read_run
 from omegaconf import OmegaConf
 
 from bench import BenchError
 from bench.tasks import logreg as L
-from conftest import only_run, read_run
 
 
 @pytest.fixture(autouse=True)
@@ -133,7 +133,7 @@ def test_minibatches_resume_and_cover_each_epoch():
     task = L.LogReg(dataset="breast_cancer", batch_size=64, seed=2)  # 455 training rows: 7 batches/epoch
     skipped = list(itertools.islice(task.batches(), 20))
     resumed = list(itertools.islice(task.batches(start=16), 4))
-    for (xa, ya), (xb, yb) in zip(skipped[16:], resumed):
+    for (xa, ya), (xb, yb) in zip(skipped[16:], resumed, strict=True):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
     epoch = torch.cat([x for x, _ in skipped[:7]])
     assert len(torch.unique(epoch, dim=0)) == 7 * 64  # no row twice within an epoch

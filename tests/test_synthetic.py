@@ -6,11 +6,11 @@ import math
 
 import pytest
 import torch
+from conftest import only_run, read_run
 
 from bench import BenchError
 from bench.config import option_defaults
 from bench.tasks import synthetic as S
-from conftest import only_run, read_run
 
 FUNCTIONS = [S.Rosenbrock, S.Rastrigin, S.Ackley, S.StyblinskiTang, S.Levy, S.Griewank, S.Zakharov, S.Quadratic]
 SUMS = [cls for cls in FUNCTIONS if cls.sum_of_terms]
@@ -137,7 +137,7 @@ def test_batches_from_start_equal_skipping():
     task = S.Levy(dim=8, noise=0.5, batch_size=3, seed=7)
     skipped = list(itertools.islice(task.batches(), 12))[9:]
     resumed = list(itertools.islice(task.batches(start=9), 3))
-    for a, b in zip(skipped, resumed):
+    for a, b in zip(skipped, resumed, strict=True):
         assert torch.equal(a.noise, b.noise) and torch.equal(a.terms, b.terms)
 
 

@@ -140,7 +140,9 @@ def newton_optimum(x: torch.Tensor, y: torch.Tensor, classes: int, l2: float, ma
         return grad, step.reshape(t.shape), float(grad @ step)
 
     f = float(value(theta))
-    for iteration in range(1, max_iter + 1):
+    iterations = 0
+    while iterations < max_iter:
+        iterations += 1
         _, step, decrement = newton_step(theta)
         if decrement / 2 <= 1e-3 * RELATIVE_ACCURACY * f:
             # Deep in the quadratic region: one full step polishes the last digits; a line search
@@ -159,7 +161,7 @@ def newton_optimum(x: torch.Tensor, y: torch.Tensor, classes: int, l2: float, ma
         raise RuntimeError(f"logreg f* did not converge in {max_iter} Newton steps "
                            f"(decrement/2 = {final_decrement / 2:.3g}, f = {f:.12g})")
     return {"optimum": f, "gradient_norm": float(grad.norm()), "newton_decrement": final_decrement,
-            "iterations": iteration}
+            "iterations": iterations}
 
 
 def cache_dir() -> Path:

@@ -291,15 +291,18 @@ class Quadratic(SyntheticTask):
 
     R is a random permutation of the coordinates followed by independent Haar-random rotations of
     blocks of `rotation_block` coordinates: dense when dim <= rotation_block, and O(dim · block)
-    memory and time otherwise (a dense 10,000² rotation would cost 800 MB). Either way the
-    eigenvectors are far from the coordinate axes, so diagonal preconditioning does not undo the
-    conditioning. `rotation_seed` fixes the instance; None uses the run seed.
+    memory and time otherwise (a dense 10,000² rotation would cost 800 MB and ~100x the time).
+    What matters is that the eigenvectors are far from the coordinate axes, so that diagonal
+    preconditioning (Adam) cannot undo the conditioning: at dim=1024 and condition number 1e3,
+    Adam after 400 steps is as far from f* with blocks of 16 as with one dense rotation, while
+    without a rotation (blocks of 1) it solves the problem to 1e-13.
+    `rotation_seed` fixes the instance; None uses the run seed.
 
     Start: the box 1 ± 0.5 per coordinate."""
 
     centre, start_box = 1.0, 0.5
 
-    def __init__(self, dim: int = 100, condition_number: float = 1e3, rotation_block: int = 256,
+    def __init__(self, dim: int = 100, condition_number: float = 1e3, rotation_block: int = 128,
                  rotation_seed: int | None = None, noise: float = 0.0, start_radius: float | None = None,
                  dtype: str = "float32", *, seed: int = 0, device: str | torch.device = "cpu", batch_size: int = 0):
         if condition_number < 1:
@@ -341,7 +344,9 @@ class Quadratic(SyntheticTask):
         blocks, _, perm = self._state(x.dtype)
         n_blocks, b, _ = blocks.shape
         padded = torch.nn.functional.pad(x[perm], (0, n_blocks * b - self.dim))
-        return torch.bmm(blocks, padded.view(n_blocks, b, 1)).reshape(-1)[: self.dim]
+        # Each block's Q v computed as the row vector vᵀ Qᵀ: CPU bmm is several times faster for a
+        # batch of row vectors than for a batch of column vectors (measured at dim=10,000).
+        return torch.bmm(padded.view(n_blocks, 1, b), blocks.transpose(1, 2)).reshape(-1)[: self.dim]
 
     def eigenvalues(self, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         return self._master[1].to(dtype)
