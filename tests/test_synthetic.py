@@ -148,6 +148,8 @@ def test_bad_options_are_one_line_errors():
         S.Rosenbrock(dim=1)
     with pytest.raises(BenchError, match="noise must be >= 0"):
         S.Rastrigin(noise=-1.0)
+    with pytest.raises(BenchError, match="start_radius must be >= 0"):
+        S.Griewank(start_radius=-1.0)
     with pytest.raises(BenchError, match="float32, float64"):
         S.Levy(dtype="bf16")
     with pytest.raises(BenchError, match="condition_number"):

@@ -76,6 +76,8 @@ class SyntheticTask(Task):
             raise BenchError(f"{name}: task.dim must be an integer >= 2, got {dim!r}")
         if noise < 0:
             raise BenchError(f"{name}: task.noise must be >= 0 (the gradient noise σ), got {noise!r}")
+        if start_radius is not None and start_radius < 0:
+            raise BenchError(f"{name}: task.start_radius must be >= 0 (null: the default box), got {start_radius!r}")
         if dtype not in DTYPES:
             raise BenchError(f"{name}: unknown task.dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
         if batch_size > 0 and not self.sum_of_terms:
