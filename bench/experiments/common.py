@@ -59,14 +59,18 @@ class Experiment:
     spec: DictConfig
     runs_root: Path
     docs: Path  # CLAIMS.md goes here, figures into docs/claims/
+    read_only: bool = False  # run() only reads finished runs back (the analysis after the sweep)
 
     @property
     def figures_dir(self) -> Path:
         return self.docs / "claims"
 
     def run(self, cells: Sequence[Cell], label: str | None = None) -> list[dict[str, Any]]:
-        """Execute each cell here (no interpreter start-up per run); finished cells are skipped."""
+        """Execute each cell here (no interpreter start-up per run); finished cells are skipped.
+        Read-only: return each cell's summary from disk (status "missing" when it never ran)."""
+        from bench.config import run_id
         from bench.runner.main import execute
+        from bench.runner.rundir import read_summary
 
         summaries = []
         GlobalHydra.instance().clear()
@@ -79,6 +83,10 @@ class Experiment:
                     if cell.task is not None:
                         with open_dict(cfg):
                             cfg.task = OmegaConf.create(cell.task)
+                    if self.read_only:
+                        run_dir = self.runs_root / run_id(cfg)
+                        summaries.append(read_summary(run_dir) or {"status": "missing", "run_dir": str(run_dir)})
+                        continue
                     with contextlib.redirect_stdout(io.StringIO()):
                         summary = execute(cfg)
                     summaries.append(summary)
@@ -106,6 +114,52 @@ class Experiment:
         path = self.figures_dir / f"{self.name}-{stem}.png"
         fig.savefig(path, dpi=110)
         return path
+
+
+@dataclass
+class Tuned:
+    """A grid point after `tune_grid`: the best lr, its search score, and the seed runs' summaries."""
+
+    lr: float | None
+    score: float | None
+    search: list[dict[str, Any]]
+    seeds: list[dict[str, Any]]
+
+
+def tune_grid(exp: Experiment, points: dict[str, Cell], lrs: Sequence[float], search_seed: int,
+              seeds: Sequence[int], label: str = "") -> dict[str, Tuned]:
+    """Equal-budget lr tuning on a grid: every point runs every lr once (seed `search_seed`), the
+    best final metric picks its lr, and that lr is re-run with `seeds`, which the search never
+    used (so the winner's luck in the search is not counted again). Diverged or failed runs can
+    never win; a point whose every lr failed gets no seed runs."""
+    from bench.runner.rundir import read_summary
+    from bench.sweep.select import score
+
+    def with_lr(cell: Cell, lr: float, seed: int) -> Cell:
+        return Cell([*cell.overrides, f"optimizer.lr={lr}", f"seed={seed}"], cell.task,
+                    f"{cell.label} lr={lr:g} seed={seed}")
+
+    def finished(summaries: list[dict]) -> list[dict]:  # a skipped run's summary is on disk
+        return [s if s.get("status") != "skipped" else read_summary(Path(s["run_dir"])) or s for s in summaries]
+
+    keys = list(points)
+    search = finished(exp.run([with_lr(points[k], lr, search_seed) for k in keys for lr in lrs],
+                              label=f"{label} search".strip()))
+    out: dict[str, Tuned] = {}
+    for i, key in enumerate(keys):
+        mine = search[i * len(lrs):(i + 1) * len(lrs)]
+        scored = [(score(s), lr) for s, lr in zip(mine, lrs) if score(s) is not None]
+        if not scored:
+            out[key] = Tuned(None, None, mine, [])
+            continue
+        sign = -1 if mine[0].get("mode") == "max" else 1
+        best_score, best_lr = min(scored, key=lambda t: sign * t[0])
+        out[key] = Tuned(best_lr, best_score, mine, [])
+    again = [(k, with_lr(points[k], out[k].lr, seed)) for k in keys if out[k].lr is not None for seed in seeds]
+    results = finished(exp.run([c for _, c in again], label=f"{label} seeds".strip()))
+    for (key, _), summary in zip(again, results):
+        out[key].seeds.append(summary)
+    return out
 
 
 def load_spec(name: str, scale: str) -> DictConfig:
@@ -136,7 +190,7 @@ def ci(values: Sequence[float], digits: int = 3, stat=stats.median) -> str:
     e = stats.bootstrap([v for v in values if not (isinstance(v, float) and math.isnan(v))], stat=stat)
     if e.n == 0:
         return "– (n=0)"
-    if not np.isfinite(e.lo):
+    if e.n < 2:
         return f"{_num(e.value, digits)} (n={e.n}, no interval)"
     return f"{_num(e.value, digits)} [{_num(e.lo, digits)}, {_num(e.hi, digits)}] (n={e.n})"
 

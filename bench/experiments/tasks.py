@@ -20,6 +20,8 @@ from bench.tasks.base import Task, epoch_batches, seeded_generator
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
 LOSSES = ("mse", "ce")
+#: metrics the task can be ranked on, and their direction
+METRICS = {"val/acc": "max", "val/loss": "min", "train/loss": "min"}
 
 
 def load(dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -42,8 +44,11 @@ class SmallMLP(Task):
     mode = "max"
 
     def __init__(self, dataset: str = "digits", n_train: int = 1000, width: int = 128, depth: int = 2,
-                 activation: str = "tanh", loss: str = "mse", **base):
+                 activation: str = "tanh", loss: str = "mse", metric: str = "val/acc", **base):
         super().__init__(**base)
+        if metric not in METRICS:
+            raise BenchError(f"unknown task.metric {metric!r}; choose one of: {', '.join(METRICS)}")
+        self.metric, self.mode = metric, METRICS[metric]
         if activation not in ACTIVATIONS:
             raise BenchError(f"unknown task.activation {activation!r}; choose one of: {', '.join(ACTIVATIONS)}")
         if loss not in LOSSES:
