@@ -4,9 +4,10 @@
     bench run task=cifar10 optimizer=lion distributed.nproc=4      # starts torchrun itself
 
 Every rank builds the same task, model and optimizer from the same seed. The task's global batch
-is split across ranks (`ShardedTask`) and DDP averages the gradients, so each update equals the
-single-process update on the whole batch (a mean loss over equal shards is the mean of the
-shards' means). Only rank 0 writes the run directory; the logged loss is the mean over ranks.
+is split across ranks (`ShardedTask`) and gradients are averaged over ranks during backward
+(`sync_gradients`), so each update equals the single-process update on the whole batch (a mean
+loss over equal shards is the mean of the shards' means). Only rank 0 writes the run directory;
+the logged loss is the mean over ranks.
 Under a submitit job with several tasks per node, the rank comes from submitit's environment.
 """
 
@@ -119,23 +120,25 @@ def launch(cfg: DictConfig, overrides: list[str] | None, run_dir: Path) -> dict[
     return {**summary, "run_dir": str(run_dir)}
 
 
-class DDP(torch.nn.parallel.DistributedDataParallel):
-    """DDP that also answers attribute lookups of the wrapped model, so a task's `loss` can keep
-    reading e.g. `model.weight` for a penalty term."""
-
-    def __getattr__(self, name: str):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            if name == "module":
-                raise
-            return getattr(self.module, name)
-
-
-def wrap_model(model: torch.nn.Module, world: World, device: torch.device) -> torch.nn.Module:
+def sync_gradients(model: torch.nn.Module, world: World) -> None:
+    """Start every rank from rank 0's parameters and average each gradient over the ranks as
+    soon as backward has produced it. Unlike DistributedDataParallel, which only synchronises
+    when the loss goes through `model.forward`, this also covers tasks whose loss reads the
+    parameters directly (logreg's penalty, the synthetic functions). On GPUs the all_reduce is
+    queued on NCCL's stream, so it overlaps with the rest of backward."""
     if world.size == 1:
-        return model
-    return DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+        return
+    with torch.no_grad():
+        for p in model.parameters():
+            dist.broadcast(p, src=0)
+
+    def average(p: torch.Tensor) -> None:
+        dist.all_reduce(p.grad)
+        p.grad.div_(world.size)
+
+    for p in model.parameters():
+        if p.requires_grad:
+            p.register_post_accumulate_grad_hook(average)
 
 
 def _shard(batch: Any, rank: int, size: int) -> Any:
@@ -153,7 +156,8 @@ def _shard(batch: Any, rank: int, size: int) -> Any:
 
 class ShardedTask:
     """A task whose batches are this rank's slice of the global batch; everything else is the
-    wrapped task's."""
+    wrapped task's. Every rank evaluates rank 0's model, so all reach the same decisions
+    (diverged, target reached) at the same step."""
 
     def __init__(self, task, world: World):
         self._task, self._world = task, world
@@ -167,6 +171,12 @@ class ShardedTask:
 
     def items_per_batch(self, batch: Any) -> int:
         return self._task.items_per_batch(batch) * self._world.size
+
+    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+        with torch.no_grad():
+            for buffer in model.buffers():  # e.g. BatchNorm statistics, which ranks gather apart
+                dist.broadcast(buffer, src=0)
+        return self._task.evaluate(model)
 
 
 def shard_task(task, world: World):

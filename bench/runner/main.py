@@ -105,10 +105,11 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, An
 def _build(cfg: DictConfig, device: torch.device, world: World):
     task = distributed.shard_task(build_task(cfg, device), world)
     model = task.model()
+    distributed.sync_gradients(model, world)
     optimizer, caps = build_optimizer(cfg.optimizer, model)
-    if world.size > 1 and (caps.needs_hvp or caps.param_partition):
-        raise BenchError(f"optimizer {cfg.optimizer.name} cannot run under DDP here (Hessian-vector products or "
-                         "its own parameter partition); run it on one device")
+    if world.size > 1 and caps.needs_hvp:
+        raise BenchError(f"optimizer {cfg.optimizer.name} needs Hessian-vector products, which distributed runs "
+                         "do not support here; run it on one device")
     schedule = instantiate(cfg.schedule)
     total = int(cfg.steps)  # read once: a config lookup (an interpolation) costs more than a logreg step
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: schedule(s, total))
@@ -160,7 +161,7 @@ def _execute(cfg: DictConfig, rid: str, root: Path, world: World, device: torch.
         return {**claim["summary"], "status": "skipped", "run_dir": str(run_dir)}
     try:
         if build_error is not None:
-            return _record_build_failure(cfg, rid, run_dir, device, build_error)
+            return _record_build_failure(cfg, rid, run_dir, device, build_error, write=world.is_main)
         return _run(cfg, rid, run_dir, world, device, *built)
     finally:
         if lock is not None:
@@ -180,14 +181,15 @@ def _header(cfg: DictConfig, rid: str, metric: str, mode: str, optimum) -> dict[
     }
 
 
-def _record_build_failure(cfg, rid: str, run_dir: Path, device, error: str) -> dict[str, Any]:
+def _record_build_failure(cfg, rid: str, run_dir: Path, device, error: str, write: bool) -> dict[str, Any]:
     task_cls = resolve_target(cfg.task, "task")
     summary = {**_header(cfg, rid, task_cls.metric, task_cls.mode, getattr(task_cls, "optimum", None)),
                "status": "failed", "error": error, "steps": 0, "env": rundir.environment(device),
                "started_at": time.time(), "finished_at": time.time(), "run_dir": str(run_dir)}
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    rundir.write_json_atomic(run_dir / "summary.json", summary)
-    print(f"failed: {run_dir}: {error}", file=sys.stderr)
+    if write:
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        rundir.write_json_atomic(run_dir / "summary.json", summary)
+        print(f"failed: {run_dir}: {error}", file=sys.stderr)
     return summary
 
 
@@ -224,8 +226,8 @@ def _run(cfg, rid, run_dir: Path, world: World, device, task, model, optimizer, 
     seed_everything(cfg.seed + 1_000_003)
     try:
         with interrupts:
-            outcome = train(task, distributed.wrap_model(model, world, device), optimizer, scheduler, caps,
-                            settings, sinks, device, checkpoint=checkpointer, resume=resume, stop=interrupts,
+            outcome = train(task, model, optimizer, scheduler, caps, settings, sinks, device,
+                            checkpoint=checkpointer, resume=resume, stop=interrupts,
                             probes=probes)
         summary.update(asdict(outcome))
     except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, keeping the last checkpoint
@@ -251,13 +253,15 @@ def _run(cfg, rid, run_dir: Path, world: World, device, task, model, optimizer, 
         else:
             checkpointer.mark_interrupted(summary.get("interrupted_at"), interrupts.name)
     if summary["status"] == "interrupted":
-        print(f"interrupted: {run_dir} at step {summary['interrupted_at']} (checkpoint saved; run the same "
-              f"command again to resume)", file=sys.stderr)
+        if world.is_main:
+            print(f"interrupted: {run_dir} at step {summary['interrupted_at']} (checkpoint saved; run the same "
+                  f"command again to resume)", file=sys.stderr)
         interrupts.deliver()
         return summary
     best = summary.get("best")
     shown = f"{task.metric}={best:.4g}" if isinstance(best, float) and math.isfinite(best) else ""
-    print(f"{summary['status']}: {run_dir}  {shown}")
+    if world.is_main:
+        print(f"{summary['status']}: {run_dir}  {shown}")
     return summary
 
 
