@@ -17,10 +17,14 @@ from __future__ import annotations
 import torch
 
 
-def matrix_power(h: torch.Tensor, exponent: float) -> torch.Tensor:
-    """h^exponent for a symmetric positive definite h."""
-    eigenvalues, vectors = torch.linalg.eigh(h)
-    return (vectors * eigenvalues.clamp_min(torch.finfo(h.dtype).tiny).pow(exponent)) @ vectors.T
+def matrix_power(h: torch.Tensor, exponent: float, floor: float) -> torch.Tensor:
+    """h^exponent for a symmetric h >= floor * I, computed in float64: in float32 a statistic's
+    condition number (|g|^2 / eps, easily 1e8) exceeds the precision, the small eigenvalues come out
+    as noise, and their negative powers blow the step up. Eigenvalues are floored at `floor` (the
+    statistic's exact lower bound) for the same reason."""
+    eigenvalues, vectors = torch.linalg.eigh(h.double())
+    root = (vectors * eigenvalues.clamp_min(floor).pow(exponent)) @ vectors.T
+    return root.to(h.dtype)
 
 
 def mode_product(g: torch.Tensor, m: torch.Tensor, mode: int) -> torch.Tensor:
@@ -68,7 +72,7 @@ class Shampoo(torch.optim.Optimizer):
                     unfolded = g.movedim(i, 0).reshape(g.shape[i], -1)
                     state[f"stat_{i}"].addmm_(unfolded, unfolded.T)
                     if refresh:
-                        state[f"root_{i}"] = matrix_power(state[f"stat_{i}"], -1.0 / (2 * g.dim()))
+                        state[f"root_{i}"] = matrix_power(state[f"stat_{i}"], -1.0 / (2 * g.dim()), group["eps"])
                     direction = mode_product(direction, state[f"root_{i}"], i)
                 p.sub_(direction.view_as(p), alpha=group["lr"])
         return loss
