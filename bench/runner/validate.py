@@ -3,12 +3,16 @@ BenchError whose one line names the fix."""
 
 from __future__ import annotations
 
+import functools
 from numbers import Number
 
 from omegaconf import DictConfig, ListConfig
 
 from bench import BenchError
 from bench.config import CONF_DIR, option_defaults
+
+# Parsing a yaml costs milliseconds; a sweep validates thousands of runs of the same few options.
+_defaults = functools.lru_cache(maxsize=256)(option_defaults)
 
 
 def _is_number(value) -> bool:
@@ -48,7 +52,7 @@ def validate(cfg: DictConfig) -> None:
     for group in ("task", "optimizer"):
         name = cfg[group].get("name")
         if name and (CONF_DIR / group / f"{name}.yaml").exists():
-            _check_types(cfg[group], option_defaults(group, name), group)
+            _check_types(cfg[group], _defaults(group, name), group)
     lr = cfg.optimizer.get("lr")
     if lr is not None and (not _is_number(lr) or lr <= 0):
         raise BenchError(f"optimizer.lr must be > 0, got {lr!r}; e.g. optimizer.lr=1e-3")
