@@ -42,6 +42,9 @@ class Cell:
     overrides: list[str]
     task: dict[str, Any] | None = None
     label: str = ""
+    #: a finished run's resolved config to start from instead of composing one (re-running a
+    #: tuned trial with other seeds); `overrides` are then plain `key=value` updates of it
+    config: DictConfig | None = None
 
 
 @dataclass
@@ -79,7 +82,11 @@ class Experiment:
             with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
                 for i, cell in enumerate(cells, 1):
                     started = time.perf_counter()
-                    cfg = compose("config", overrides=[*self.base_overrides(), *cell.overrides])
+                    if cell.config is not None:
+                        cfg = OmegaConf.merge(cell.config, OmegaConf.from_dotlist(cell.overrides))
+                        cfg.runs_root, cfg.progress = str(self.runs_root), "off"  # set, not parsed: YAML reads off as false
+                    else:
+                        cfg = compose("config", overrides=[*self.base_overrides(), *cell.overrides])
                     if cell.task is not None:
                         with open_dict(cfg):
                             cfg.task = OmegaConf.create(cell.task)
@@ -100,6 +107,8 @@ class Experiment:
         """An equal-budget quasi-random search through `bench tune`, in this process."""
         from bench.sweep.tune import tune
 
+        if self.read_only:
+            return
         with contextlib.redirect_stdout(sys.stderr):  # its per-run lines are progress, not results
             tune([*self.base_overrides(), *args])
 

@@ -104,7 +104,7 @@ def analyse(exp: Experiment) -> Finding:
     summary = (f"Lion's state is {lion_text} (AdamW: "
                + ", ".join(f"{per_param.get((t, 'adamw'), np.nan):.3f}" for t in spec.memory.tasks)
                + f"); best lr AdamW {best['adamw']:.3g} vs Lion {best['lion']:.3g}, a ratio of {point:.3g} "
-               f"[{lo:.3g}, {hi:.3g}] (95% bootstrap over n={n_seeds} seeds), "
+               f"[{lo:.3g}, {hi:.3g}] (n={n_seeds} seeds, 95% bootstrap interval), "
                + ("inside" if in_band else "outside") + f" the claimed {low}-{high}×"
                + (" with its whole interval." if sure else "."))
     body = "**Optimizer state** (bytes in state tensors after a few steps, divided by the model's parameters):\n\n"

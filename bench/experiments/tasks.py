@@ -59,8 +59,10 @@ class SmallMLP(Task):
         # a fixed split (not the run seed), so seeds vary the initialisation only
         perm = torch.randperm(len(y), generator=seeded_generator(0, 7))
         train, val = perm[:n_train], perm[n_train:]
-        mean, std = x[train].mean(0), x[train].std(0).clamp_min(1e-8)
-        x = (x - mean) / std
+        mean, std = x[train].mean(0), x[train].std(0)
+        # Pixels that are blank in every training image are centred only: dividing by a ~0 std
+        # would blow up any validation image where they are not.
+        x = (x - mean) / torch.where(std > 1e-6, std, torch.ones_like(std))
         self.x, self.y = x[train].to(self.device), y[train].to(self.device)
         self.xv, self.yv = x[val].to(self.device), y[val].to(self.device)
         self.dataset, self.width, self.depth, self.activation, self.loss_kind = dataset, width, depth, activation, loss
