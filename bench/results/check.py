@@ -205,18 +205,20 @@ def collect(root: Path, labels: dict[str, str]) -> tuple[dict[str, Cell], dict[s
                              "setting per task/optimizer (use a check sweep, or a runs root with one setting)")
         group = group.sort_values("seed")
         first = group.iloc[0]
-        budget = pd_number(first.get("budget"))
+        budget = _finite_number(first.get("budget"))
         cells[label] = Cell(
             label, str(first["metric"]), str(first["mode"]), [int(s) for s in group["seed"]],
             [float(v) for v in group["value"]], [float(v) for v in group["loss"]],
             [float(v) for v in group["steps_to_target_inf"]], [str(s) for s in group["status"]],
             json.loads(first["hyperparameters"]) if isinstance(first["hyperparameters"], str) else {},
             None if budget is None else int(budget))
-    env = {k: set(table[f"env/{k}"].dropna().astype(str)) for k in ENV_KEYS if f"env/{k}" in table}
+    # a column with a gap becomes float in the store: 1.0 threads must still read as "1"
+    fact = lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+    env = {k: set(map(fact, table[f"env/{k}"].dropna())) for k in ENV_KEYS if f"env/{k}" in table}
     return cells, env, how
 
 
-def pd_number(value: Any) -> float | None:
+def _finite_number(value: Any) -> float | None:
     try:
         x = float(value)
     except (TypeError, ValueError):
