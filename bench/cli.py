@@ -295,6 +295,8 @@ def perf_loop(
     case: Optional[List[str]] = typer.Option(None, "--case", "-c", help="logreg | fashion_mnist (repeatable; default: both)"),
     repeats: int = typer.Option(7, "--repeats", "-n", help="runs of each loop per case, alternated"),
     threads: int = typer.Option(1, "--threads", help="torch threads (1: steadier on a shared machine)"),
+    clock: str = typer.Option("wall", "--clock", help="wall | cpu (process CPU time over the same intervals: "
+                              "waiting for a busy core counts for neither side)"),
     fmt: str = typer.Option("table", "--format", "-f", help="table | json"),
 ) -> None:
     """P1, harness overhead: bench's training loop vs a hand-written minimal PyTorch loop on the
@@ -305,11 +307,14 @@ def perf_loop(
     \b
       bench perf loop                          both cases, 7 repeats each
       bench perf loop -c logreg optimizer=sgd  one case, another optimizer
+      bench perf loop --clock cpu -n 15        on a busy machine
     """
     from bench.perf.loop import CASES, measure, render
 
     if fmt not in ("table", "json"):
         fail(f"unknown --format {fmt!r}; use table or json")
+    if clock not in ("wall", "cpu"):
+        fail(f"unknown --clock {clock!r}; use wall or cpu")
     if repeats < 1 or threads < 1:
         fail("--repeats and --threads must be >= 1")
     names = case or list(CASES)
@@ -319,7 +324,7 @@ def perf_loop(
     results = []
     for name in names:
         typer.echo(f"P1 {name}: {repeats} x (bench loop, minimal loop) ...", err=True)
-        results.append(_results_call(measure, name, list(overrides or []), repeats, threads))
+        results.append(_results_call(measure, name, list(overrides or []), repeats, threads, clock))
     text = render(results, fmt)
     if text is not None:
         typer.echo(text)
