@@ -37,6 +37,42 @@ def test_preset_runs_end_to_end_at_test_scale(name, tmp_path):
     assert (docs / "CLAIMS.md").read_text().count(f"<!-- experiment:{name} -->") == 1
 
 
+OPTIMIZER_KEYS = {"optimizers", "free", "base", "generic", "special"}
+
+
+def referenced(node, key=None):
+    """(group, name) of every task/optimizer/schedule a spec names, at any depth."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from referenced(v, k)
+    elif isinstance(node, list):
+        for v in node:
+            yield from referenced(v, key)
+    elif isinstance(node, str):
+        match = re.fullmatch(r"(task|optimizer|schedule)=(\w+)", node)
+        if match:
+            yield match.group(1), match.group(2)
+        elif key in OPTIMIZER_KEYS:
+            yield "optimizer", node
+        elif key == "tasks":  # memory.tasks lists task names
+            yield "task", node
+
+
+@pytest.mark.parametrize("scale", ["test", "cpu", "gpu"])
+def test_every_scale_names_only_existing_options(scale):
+    from omegaconf import OmegaConf
+
+    from bench.config import CONF_DIR
+    from bench.experiments.common import load_spec
+
+    for name in PRESETS:
+        spec = OmegaConf.to_container(load_spec(name, scale), resolve=True)
+        named = set(referenced(spec))
+        assert named, name
+        missing = [f"{g}={n}" for g, n in named if not (CONF_DIR / g / f"{n}.yaml").exists()]
+        assert not missing, f"{name} --scale {scale} names {missing}"
+
+
 def test_sections_are_replaced_in_place_and_kept_in_preset_order(tmp_path):
     claims = tmp_path / "CLAIMS.md"
     write_section(claims, "schedule_free", "## sf\nfirst\n")

@@ -145,24 +145,37 @@ def test_sharpness_reaches_the_run_and_does_not_change_its_training(bench_cli, t
     assert sorted(probed) == [0, 10, 20]
     assert not any("probe/sharpness" in x for x in curves["off"])
     assert all(math.isfinite(v) and v > 0 for v in probed.values())
-    assert probed[0] == pytest.approx(exact_top_eigenvalue_at_start(), rel=1e-6)
+    assert probed[0] == pytest.approx(exact_top_eigenvalue_at_start(), rel=1e-4)
     strip = lambda lines: [{k: v for k, v in x.items() if not k.startswith(("time/", "probe/"))} for x in lines]
     assert strip(curves["on"]) == strip(curves["off"])
 
 
 def exact_top_eigenvalue_at_start() -> float:
-    """logreg's full-batch loss Hessian at its (zero) initial point, formed densely (62 × 62)."""
+    """logreg's full-batch loss Hessian at its (zero) initial point, formed densely by central
+    differences of gradients (single backward passes: independent of the double backward the
+    probe uses), then symmetrised and diagonalised."""
     from bench.tasks.logreg import LogReg
 
     task = LogReg(seed=0)
-    model = task.model()
-    shapes = [p.shape for p in model.parameters()]
-    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+    model = task.model().double()
+    batch = tuple(t.double() if t.is_floating_point() else t for t in next(task.batches()))
+    params = list(model.parameters())
 
-    def loss(vector):
-        weight, bias = vector[: shapes[0].numel()].view(shapes[0]), vector[shapes[0].numel():].view(shapes[1])
-        x, y = task.x, task.y
-        return F.cross_entropy(x @ weight.T + bias, y) + 0.5 * task.l2 * weight.pow(2).sum()
+    def gradient() -> torch.Tensor:
+        grads = torch.autograd.grad(task.loss(model, batch), params)
+        return torch.cat([g.flatten() for g in grads])
 
-    hessian = torch.autograd.functional.hessian(loss, flat)
-    return float(torch.linalg.eigvalsh(hessian.double()).max())
+    flat = [(p, i) for p in params for i in range(p.numel())]
+    h, columns = 1e-5, []
+    for p, i in flat:
+        with torch.no_grad():
+            p.view(-1)[i] += h
+        plus = gradient()
+        with torch.no_grad():
+            p.view(-1)[i] -= 2 * h
+        minus = gradient()
+        with torch.no_grad():
+            p.view(-1)[i] += h
+        columns.append((plus - minus) / (2 * h))
+    hessian = torch.stack(columns, 1)
+    return float(torch.linalg.eigvalsh((hessian + hessian.T) / 2).max())

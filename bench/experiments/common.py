@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from matplotlib.figure import Figure
@@ -157,7 +158,7 @@ def tune_grid(exp: Experiment, points: dict[str, Cell], lrs: Sequence[float], se
     out: dict[str, Tuned] = {}
     for i, key in enumerate(keys):
         mine = search[i * len(lrs):(i + 1) * len(lrs)]
-        scored = [(score(s), lr) for s, lr in zip(mine, lrs) if score(s) is not None]
+        scored = [(score(s), lr) for s, lr in zip(mine, lrs, strict=True) if score(s) is not None]
         if not scored:
             out[key] = Tuned(None, None, mine, [])
             continue
@@ -166,7 +167,7 @@ def tune_grid(exp: Experiment, points: dict[str, Cell], lrs: Sequence[float], se
         out[key] = Tuned(best_lr, best_score, mine, [])
     again = [(k, with_lr(points[k], out[k].lr, seed)) for k in keys if out[k].lr is not None for seed in seeds]
     results = finished(exp.run([c for _, c in again], label=f"{label} seeds".strip()))
-    for (key, _), summary in zip(again, results):
+    for (key, _), summary in zip(again, results, strict=True):
         out[key].seeds.append(summary)
     return out
 
@@ -283,10 +284,20 @@ def section(exp: Experiment, finding: Finding, wall_s: float, runs: Runs) -> str
         finding.body.strip(),
         "",
         f"<sub>`{f'bench experiment {exp.name} {scale_note}'.rstrip()}` — scale {exp.scale}, {len(runs.table)} runs "
-        f"({len(ok)} ok) in {exp.runs_root}, {wall_s / 60:.1f} min wall time on this machine "
-        f"({_machine()}), {time.strftime('%Y-%m-%d', time.gmtime())}.</sub>",
+        f"({len(ok)} ok) in {exp.runs_root}, {wall_s / 60:.1f} min wall time for this command; the runs themselves "
+        f"took {_run_minutes(runs):.1f} min ({_machine()}), {time.strftime('%Y-%m-%d', time.gmtime())}.</sub>",
         "",
     ])
+
+
+def _run_minutes(runs: Runs) -> float:
+    """Wall time of the runs themselves (start to summary), whenever they ran: a re-run of the
+    command that reuses finished runs is fast, but this still says what the sweep costs."""
+    table = runs.table
+    if table.empty or "started_at" not in table or "finished_at" not in table:
+        return 0.0
+    spans = pd.to_numeric(table["finished_at"], errors="coerce") - pd.to_numeric(table["started_at"], errors="coerce")
+    return float(np.nansum(spans)) / 60
 
 
 def _machine() -> str:

@@ -5,14 +5,23 @@ loss does meanwhile (net change, fraction of steps on which it rose)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
 from matplotlib import colormaps
 from omegaconf import OmegaConf
 
-from bench.experiments.common import Cell, Experiment, Finding, ci, curves_by_run, figure, markdown_table
+from bench.experiments.common import (
+    Cell,
+    Experiment,
+    Finding,
+    ci,
+    curves_by_run,
+    figure,
+    hyperparameter,
+    markdown_table,
+    selected,
+)
 
 
 def cells(exp: Experiment) -> list[Cell]:
@@ -47,29 +56,25 @@ class RunResult:
 
 def measure(exp: Experiment):
     runs = exp.load()
-    table = runs.table[runs.table["task"] == exp.spec.task.name]
     sharp, loss = curves_by_run(runs, "probe/sharpness"), curves_by_run(runs, "train/loss")
     results, traces = [], {}
-    for row in table.itertuples():
-        lr = float(json.loads(row.hyperparameters)["lr"])
-        if lr not in exp.spec.lrs or int(row.seed) not in exp.spec.seeds:
-            continue  # runs of an earlier spec in the same runs root
-        r = RunResult(lr, int(row.seed), row.status)
+    for row in selected(runs, exp.spec.task.name, exp.spec.lrs, exp.spec.seeds):
+        r = RunResult(float(hyperparameter(row, "lr")), int(row.seed), row.status)
         results.append(r)
         if row.run_id not in sharp or row.run_id not in loss:
             continue
-        (ts, s), (tl, l) = sharp[row.run_id], loss[row.run_id]
-        traces[(lr, r.seed)] = (ts, s, tl, l)
-        edge = 2 / lr
-        hit = np.flatnonzero(s >= exp.spec.reach * edge)
+        (t_sharp, sharpness), (t_loss, losses) = sharp[row.run_id], loss[row.run_id]
+        traces[(r.lr, r.seed)] = (t_sharp, sharpness, t_loss, losses)
+        edge = 2 / r.lr
+        hit = np.flatnonzero(sharpness >= exp.spec.reach * edge)
         if r.status != "ok" or not len(hit):
             continue
-        r.reached_at = ts[hit[0]]
-        r.ratio = float(np.median(s[hit[0]:] / edge))
-        after = l[tl >= r.reached_at]
+        r.reached_at = t_sharp[hit[0]]
+        r.ratio = float(np.median(sharpness[hit[0]:] / edge))
+        after = losses[t_loss >= r.reached_at]
         r.loss_at_reach, r.loss_final = float(after[0]), float(after[-1])
         r.rises = float(np.mean(np.diff(after) > 0)) if len(after) > 1 else np.nan
-    return sorted(results, key=lambda r: (r.lr, r.seed)), traces
+    return results, traces
 
 
 def analyse(exp: Experiment) -> Finding:
@@ -122,10 +127,10 @@ def plot(exp: Experiment, results, traces):
     lrs = sorted({r.lr for r in results})
     cmap = colormaps["viridis"]
     colour = {lr: cmap(0.85 * i / max(1, len(lrs) - 1)) for i, lr in enumerate(lrs)}
-    for (lr, seed), (ts, s, tl, l) in sorted(traces.items()):
+    for (lr, seed), (t_sharp, sharpness, t_loss, losses) in sorted(traces.items()):
         label = f"η={lr:g}" if seed == min(exp.spec.seeds) else None
-        ax_s.plot(ts, s, color=colour[lr], lw=1, alpha=0.8, label=label)
-        ax_l.plot(tl, l, color=colour[lr], lw=0.8, alpha=0.7, label=label)
+        ax_s.plot(t_sharp, sharpness, color=colour[lr], lw=1, alpha=0.8, label=label)
+        ax_l.plot(t_loss, losses, color=colour[lr], lw=0.8, alpha=0.7, label=label)
     for lr in lrs:
         ax_s.axhline(2 / lr, color=colour[lr], ls="--", lw=1)
     ax_s.set(xlabel="GD step", ylabel="sharpness (top Hessian eigenvalue)",

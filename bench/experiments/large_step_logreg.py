@@ -10,8 +10,17 @@ import numpy as np
 from matplotlib import colormaps
 from omegaconf import OmegaConf
 
-from bench.experiments.common import (Cell, Experiment, Finding, ci, curves_by_run, figure, hyperparameter,
-                                      markdown_table, selected)
+from bench.experiments.common import (
+    Cell,
+    Experiment,
+    Finding,
+    ci,
+    curves_by_run,
+    figure,
+    hyperparameter,
+    markdown_table,
+    selected,
+)
 from bench.results import stats
 
 START_LOSS = math.log(2)  # every run starts at w = 0, where the logistic loss is ln 2
@@ -52,8 +61,8 @@ def above_small_step(curves: dict, lr: float, small: float) -> list[float]:
     """Per seed: the largest ratio loss(η) / loss(smallest η) at the same step. Above 1: at some
     step the large-step run's loss was higher than the small-step run's."""
     out = []
-    for (l, seed), (steps, values) in curves.items():
-        if l != lr or (small, seed) not in curves:
+    for (step_size, seed), (steps, values) in curves.items():
+        if step_size != lr or (small, seed) not in curves:
             continue
         s_steps, s_values = curves[(small, seed)]
         common, i, j = np.intersect1d(steps, s_steps, return_indices=True)
@@ -86,7 +95,7 @@ def analyse(exp: Experiment) -> Finding:
     slow = stats.bootstrap(per[small]["steps"])
     medians = [stats.bootstrap(per[lr]["steps"]).value for lr in lrs]
     faster = fast.hi < slow.lo if np.isfinite(fast.hi) and np.isfinite(slow.lo) else fast.value < slow.value
-    faster = bool(faster) and all(b <= a for a, b in zip(medians, medians[1:]))
+    faster = bool(faster) and all(b <= a for a, b in zip(medians, medians[1:], strict=False))
     higher = above_small_step(curves, large, small)
     non_monotone = bool(per[large]["peak"]) and min(per[large]["peak"]) > 1 and bool(higher) and min(higher) > 1
     verdict = ("reproduced" if faster and non_monotone else

@@ -74,7 +74,7 @@ def analyse(exp: Experiment) -> Finding:
     present, missing = _optimizers(spec.memory.optimizers)
 
     mem_rows, per_param = [], {}
-    for cell, s in zip(memory_cells(exp), memory):
+    for cell, s in zip(memory_cells(exp), memory, strict=True):
         task, opt = cell.label.split()
         ok = s.get("status") == "ok" and s.get("n_params")
         value = s["optimizer_state_bytes"] / s["n_params"] if ok else np.nan

@@ -33,7 +33,7 @@ def sweep(exp: Experiment) -> dict[tuple[str, int], list[dict]]:
              for (opt, bs), row in winners.items() for seed in spec.seeds]
     summaries = exp.run(cells, label="fastest trial, new seeds")
     out: dict[tuple[str, int], list[dict]] = {key: [] for key in winners}
-    for cell, summary in zip(cells, summaries):
+    for cell, summary in zip(cells, summaries, strict=True):
         opt, _, bs = cell.label.split()[:3]
         out[(opt, int(bs))].append(summary)
     return out

@@ -137,12 +137,12 @@ def _grids(spec) -> str:
 
 def plot(exp: Experiment, panels: list):
     fig, axes = figure(len(panels), width=5.5)
-    for ax, (name, free, base, mode, metric, curve) in zip(axes, panels):
+    for ax, (name, free, base, mode, metric, curve) in zip(axes, panels, strict=True):
         colour = colours([free, base])
         t = np.array(exp.spec.horizons, dtype=float)
         styles = {"free": (free, colour[free], "-", "o")}
         styles.update({s: (f"{base} + {s}", colour[base], ls, m)
-                       for s, ls, m in zip(exp.spec.schedules, ("--", ":"), ("s", "^"))})
+                       for s, ls, m in zip(exp.spec.schedules, ("--", ":"), ("s", "^"), strict=False)})
         for key, (label, c, ls, marker) in styles.items():
             med, lo, hi = (np.array([stats.bootstrap([v for v in cell if np.isfinite(v)]).__getattribute__(a)
                                      for cell in curve[key]]) for a in ("value", "lo", "hi"))

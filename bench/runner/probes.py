@@ -42,7 +42,7 @@ def hvp_power_iteration(loss: torch.Tensor, params: list[torch.Tensor], iters: i
     eigenvalue = 0.0
     for _ in range(iters):
         hv = torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True)
-        eigenvalue = sum(float((h * u).sum()) for h, u in zip(hv, v))
+        eigenvalue = sum(float((h * u).sum()) for h, u in zip(hv, v, strict=True))
         norm = _norm(hv)
         if norm == 0:  # v lies in H's null space (e.g. a linear model at a flat point)
             break
@@ -70,7 +70,7 @@ def _first_examples(batches: Iterator[Any], n: int) -> Any:
                              "(the task's own first batch) for this task")
         parts.append(items)
         have += int(items[0].shape[0])
-    joined = [torch.cat(column)[:n] for column in zip(*parts)]
+    joined = [torch.cat(column)[:n] for column in zip(*parts, strict=True)]
     if isinstance(batch, torch.Tensor):
         return joined[0]
     return tuple(joined) if isinstance(batch, tuple) else joined
@@ -104,7 +104,7 @@ class SharpnessProbe:
             loss = self.task.loss(model, self.batch)
             value, self.vector = hvp_power_iteration(loss, params, self.iters, self.vector, self.generator)
         with torch.no_grad():  # the forward pass updated BatchNorm's running statistics: undo that
-            for b, saved in zip(model.buffers(), buffers):
+            for b, saved in zip(model.buffers(), buffers, strict=True):
                 b.copy_(saved)
         return {"probe/sharpness": value}
 
