@@ -330,6 +330,41 @@ def perf_loop(
         typer.echo(text)
 
 
+@perf_app.command("optimizers")
+def perf_optimizers(
+    names: Optional[List[str]] = typer.Argument(None, help="optimizer names (default: every element-wise one)"),
+    width: int = typer.Option(1024, "--width", help="width of the square Linear layers"),
+    layers: int = typer.Option(10, "--layers", help="number of layers (10 x 1024 wide = 10.5M parameters)"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    repeats: int = typer.Option(20, "--repeats", "-n", help="timed steps per optimizer (the median is shown)"),
+    clock: str = typer.Option("wall", "--clock", help="wall | cpu (process CPU time: steadier on a busy machine)"),
+    threads: int = typer.Option(0, "--threads", help="torch threads (0: torch's default)"),
+) -> None:
+    """Optimizer step time on a >= 10M-parameter model: ms/step, the fraction of same-process
+    tensor-copy bandwidth the step reaches (bytes an ideal single pass moves / time), compile time
+    (ours, off the clock) and the speed-up over pytorch-optimizer's implementation.
+
+    \b
+      bench perf optimizers                       every element-wise optimizer
+      bench perf optimizers lion adamw -n 50      a few, more steps
+      bench perf optimizers --clock cpu --threads 1   on a shared machine
+    """
+    from bench.config import choices
+    from bench.optimizers.perf import ELEMENTWISE
+    from bench.optimizers.perf import run as run_perf
+
+    chosen = list(names or ELEMENTWISE)
+    unknown = [n for n in chosen if n not in choices("optimizer")]
+    if unknown:
+        fail(f"unknown optimizer {unknown[0]!r}; choose from: {', '.join(choices('optimizer'))}")
+    if min(width, layers, repeats) < 1:
+        fail("--width, --layers and --repeats must be >= 1")
+    try:
+        run_perf(chosen, width, layers, device, repeats, clock, threads or None, echo=typer.echo)
+    except ValueError as exc:
+        fail(str(exc))
+
+
 @app.command()
 def experiment(
     args: Optional[List[str]] = typer.Argument(None, help="NAME (or experiment=NAME); scale=... is also accepted"),

@@ -25,9 +25,9 @@ def adamw_kernel(p, g, m, v, *, lr: float, beta1: float, beta2: float, eps: floa
                  bias1: float, bias2_sqrt: float, cautious_mask: bool) -> None:
     p.mul_(1 - lr * weight_decay)
     m.lerp_(g, 1 - beta1)
-    v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    v.lerp_(g * g, 1 - beta2)
     u = cautious(m, g) if cautious_mask else m
-    p.addcdiv_(u, v.sqrt() / bias2_sqrt + eps, value=-lr / bias1)
+    p.sub_(u / (v.sqrt() / bias2_sqrt + eps) * (lr / bias1))
 
 
 class AdamW(ElementwiseOptimizer):

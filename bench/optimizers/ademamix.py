@@ -39,9 +39,9 @@ def ademamix_kernel(p, g, m1, m2, v, *, lr: float, beta1: float, beta2: float, b
     p.mul_(1 - lr * weight_decay)
     m1.lerp_(g, 1 - beta1)
     m2.lerp_(g, 1 - beta3)
-    v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    v.lerp_(g * g, 1 - beta2)
     fast = cautious(m1, g) if cautious_mask else m1
-    p.addcdiv_(fast / bias1 + alpha * m2, v.sqrt() / bias2_sqrt + eps, value=-lr)
+    p.sub_((fast / bias1 + alpha * m2) / (v.sqrt() / bias2_sqrt + eps) * lr)
 
 
 class AdEMAMix(ElementwiseOptimizer):

@@ -22,9 +22,9 @@ def diffgrad_kernel(p, g, m, v, g_prev, *, lr: float, beta1: float, beta2: float
                     weight_decay: float, step_size: float) -> None:
     p.mul_(1 - lr * weight_decay)
     m.lerp_(g, 1 - beta1)
-    v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    v.lerp_(g * g, 1 - beta2)
     friction = torch.sigmoid((g_prev - g).abs())
-    p.addcdiv_(friction * m, v.sqrt() + eps, value=-step_size)
+    p.sub_(friction * m / (v.sqrt() + eps) * step_size)
     g_prev.copy_(g)
 
 

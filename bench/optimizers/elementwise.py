@@ -19,6 +19,10 @@ model never earns back:
 Compilation happens in the constructor, on scratch tensors of each (device, dtype) in use, so its
 cost lands outside the training clock and is reported separately as `compile_time_s`. Tensors are
 passed flattened and with dynamic shapes, so one compiled graph serves every parameter shape.
+Float hyperparameters reach the compiled kernel as 0-dim tensors (of the parameter's device and
+dtype): passed as Python floats, Dynamo would specialise on their values and recompile whenever a
+schedule changes lr or a bias correction moves, i.e. every step. Kernels therefore avoid the
+`alpha=` / `value=` arguments, which only take Python numbers.
 """
 
 from __future__ import annotations
@@ -48,6 +52,20 @@ def cautious(update: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     overall size (the +1 keeps an all-disagreeing tensor from dividing by zero)."""
     mask = (update * grad > 0).to(update.dtype)
     return update * mask * (mask.numel() / (mask.sum() + 1))
+
+
+def as_tensors(scalars: dict[str, Any], like: torch.Tensor, cache: dict) -> dict[str, Any]:
+    """Float scalars as 0-dim tensors on like's device and dtype (cached: most values repeat across
+    the parameters of one step); bools stay Python values, where specialising is intended."""
+    out = {}
+    for key, value in scalars.items():
+        if isinstance(value, float):
+            slot = (key, value, like.device, like.dtype)
+            if slot not in cache:
+                cache[slot] = torch.tensor(value, device=like.device, dtype=like.dtype)
+            value = cache[slot]
+        out[key] = value
+    return out
 
 
 def want_compile(setting: Any, params: list[torch.Tensor]) -> bool:
@@ -93,7 +111,7 @@ class ElementwiseOptimizer(torch.optim.Optimizer):
         self._fn = type(self).kernel
         self.implementation = "loop"
         if want_compile(compile, flat):
-            self._compile({(p.device, p.dtype, tuple(self.tensor_scalars(p).items())) for p in flat})
+            self._compile({(p.device, p.dtype, p.dim(), tuple(self.tensor_scalars(p).items())) for p in flat})
 
     def _compile(self, kinds: set) -> None:
         fn = compiled(type(self).kernel)
@@ -101,12 +119,18 @@ class ElementwiseOptimizer(torch.optim.Optimizer):
         try:
             group = {k: v for k, v in self.param_groups[0].items() if k != "params"}
             self.begin_group(group)  # on a copy: warming up must not advance the real step count
-            for device, dtype, extra in kinds:  # warm every variant in use now, off the training clock
-                scratch = torch.ones(8, 8, device=device, dtype=dtype)
-                if self.flatten:
-                    scratch = scratch.view(-1)
-                state = [scratch.clone() for _ in self.state_names]
-                fn(scratch.clone(), scratch.clone(), *state, **self.scalars(group, 1), **dict(extra))
+            for device, dtype, ndim, extra in kinds:  # warm every variant in use now, off the clock
+                # Mirror step() exactly (no_grad, a leaf that requires grad, flattened views of a
+                # base with the parameter's rank): Dynamo guards on all of it, and any mismatch
+                # would recompile during the first training step.
+                param = torch.ones((4,) * ndim, device=device, dtype=dtype, requires_grad=True)
+                grad, state = torch.ones_like(param), [torch.ones_like(param) for _ in self.state_names]
+                scalars = as_tensors({**self.scalars(group, 1), **dict(extra)}, param, {})
+                with torch.no_grad():
+                    if self.flatten:
+                        fn(param.view(-1), grad.view(-1), *(t.view(-1) for t in state), **scalars)
+                    else:
+                        fn(param, grad, *state, **scalars)
         except Exception as exc:  # no compiler toolchain, unsupported backend: stay correct, go slower
             warnings.warn(f"{type(self).__name__}: torch.compile failed, using the eager loop ({exc})", stacklevel=3)
             return
@@ -120,6 +144,7 @@ class ElementwiseOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         fast = self.implementation == "compiled"
+        cache: dict = {}
         for group in self.param_groups:
             self.begin_group(group)
             for p in group["params"]:
@@ -134,9 +159,10 @@ class ElementwiseOptimizer(torch.optim.Optimizer):
                 tensors = [state[name] for name in self.state_names]
                 scalars = {**self.scalars(group, state["step"]), **self.tensor_scalars(p)}
                 if fast and self.flatten and p.is_contiguous() and all(t.is_contiguous() for t in tensors):
+                    scalars = as_tensors(scalars, p, cache)
                     self._fn(p.view(-1), p.grad.reshape(-1), *(t.view(-1) for t in tensors), **scalars)
                 elif fast and not self.flatten:
-                    self._fn(p, p.grad, *tensors, **scalars)
+                    self._fn(p, p.grad, *tensors, **as_tensors(scalars, p, cache))
                 else:
                     type(self).kernel(p, p.grad, *tensors, **scalars)
         return loss

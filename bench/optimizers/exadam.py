@@ -21,7 +21,7 @@ def exadam_kernel(p, g, m, v, *, lr: float, beta1: float, beta2: float, eps: flo
                   beta1_t: float, beta2_t: float) -> None:
     p.mul_(1 - lr * weight_decay)
     m.lerp_(g, 1 - beta1)
-    v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    v.lerp_(g * g, 1 - beta2)
     d1 = 1 + v / (v + eps) * beta2_t
     m_sq = m * m
     d2 = 1 + m_sq / (m_sq + eps) * beta1_t

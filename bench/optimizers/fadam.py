@@ -26,7 +26,7 @@ def _clip_rms(x: torch.Tensor, clip: float) -> torch.Tensor:
 
 def fadam_kernel(p, g, m, fim, *, lr: float, beta1: float, beta2_t: float, eps: float, weight_decay: float,
                  clip: float, power: float) -> None:
-    fim.mul_(beta2_t).addcmul_(g, g, value=1 - beta2_t)
+    fim.lerp_(g * g, 1 - beta2_t)
     precond = fim.pow(power) + eps
     m.lerp_(_clip_rms(g / precond, clip), 1 - beta1)
     decay = _clip_rms(p / precond, clip)

@@ -22,7 +22,7 @@ from bench.optimizers.elementwise import ElementwiseOptimizer
 def lamb_kernel(p, g, m, v, *, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
                 bias1: float, bias2_sqrt: float) -> None:
     m.lerp_(g, 1 - beta1)
-    v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    v.lerp_(g * g, 1 - beta2)
     r = (m / bias1) / (v.sqrt() / bias2_sqrt + eps) + weight_decay * p
     p_norm, r_norm = p.norm(), r.norm()
     trust = torch.where((p_norm > 0) & (r_norm > 0), p_norm / r_norm, torch.ones_like(p_norm))

@@ -28,7 +28,7 @@ def lars_kernel(p, g, v, *, lr: float, momentum: float, weight_decay: float, tru
         d = (g + weight_decay * p) * local
     else:
         d = g
-    v.mul_(momentum).add_(d, alpha=lr)
+    v.mul_(momentum).add_(d * lr)
     p.sub_(v)
 
 

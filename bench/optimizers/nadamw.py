@@ -24,11 +24,11 @@ def nadamw_kernel(p, g, m, v, *, lr: float, beta1: float, beta2: float, eps: flo
                   bias1: float, bias2_sqrt: float, cautious_mask: bool) -> None:
     p.mul_(1 - lr * weight_decay)
     m.lerp_(g, 1 - beta1)
-    v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    v.lerp_(g * g, 1 - beta2)
     n = torch.lerp(g, m, beta1)
     if cautious_mask:
         n = cautious(n, g)
-    p.addcdiv_(n, v.sqrt() / bias2_sqrt + eps, value=-lr / bias1)
+    p.sub_(n / (v.sqrt() / bias2_sqrt + eps) * (lr / bias1))
 
 
 class NAdamW(ElementwiseOptimizer):

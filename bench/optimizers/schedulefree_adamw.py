@@ -18,11 +18,11 @@ from bench.optimizers.schedulefree_common import ScheduleFreeBase
 
 def sf_adamw_kernel(y, g, z, v, *, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
                     ckp1: float, bias2: float) -> None:
-    v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    v.lerp_(g * g, 1 - beta2)
     d = g / ((v / bias2).sqrt() + eps) + weight_decay * y
     y.lerp_(z, ckp1)
-    y.add_(d, alpha=lr * (beta1 * (1 - ckp1) - 1))
-    z.sub_(d, alpha=lr)
+    y.add_(d * (lr * (beta1 * (1 - ckp1) - 1)))
+    z.sub_(d * lr)
 
 
 class ScheduleFreeAdamW(ScheduleFreeBase):

@@ -16,8 +16,8 @@ from bench.optimizers.schedulefree_common import ScheduleFreeBase
 def sf_sgd_kernel(y, g, z, *, lr: float, momentum: float, weight_decay: float, ckp1: float) -> None:
     d = g + weight_decay * y
     y.lerp_(z, ckp1)
-    y.add_(d, alpha=lr * (momentum * (1 - ckp1) - 1))
-    z.sub_(d, alpha=lr)
+    y.add_(d * (lr * (momentum * (1 - ckp1) - 1)))
+    z.sub_(d * lr)
 
 
 class ScheduleFreeSGD(ScheduleFreeBase):
