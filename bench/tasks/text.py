@@ -143,6 +143,7 @@ def load_tokens(data: str, tokenizer, cache_dir: str | None = None) -> tuple[np.
         fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=".tmp-tokens-")
         with os.fdopen(fd, "wb") as f:
             f.write(joined.tobytes())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; others sharing the corpus may read the cache
         os.replace(tmp, cache)
     if cache.stat().st_size == 0:
         raise BenchError(f"{path} holds no text")
