@@ -110,6 +110,12 @@ def analyse(exp: Experiment) -> Finding:
     body = "**Optimizer state** (bytes in state tensors after a few steps, divided by the model's parameters):\n\n"
     body += markdown_table(["task", "optimizer", "parameters", "state bytes", "bytes / parameter", "declared"],
                            mem_rows)
+    others = [o for o in present if o not in ("adamw", "lion")]
+    if others:  # measured and shown, but the verdict is about Lion's claims only
+        body += "\n\nThe verdict judges Lion only; for the others, per task: " + "; ".join(
+            f"{o} " + ", ".join(f"{per_param.get((t, o), np.nan):.3g}" for t in spec.memory.tasks) + " B/param"
+            for o in others) + f" ({', '.join(spec.memory.tasks)}). A factored or stateless rule saves memory only " \
+            "on the parameters it treats as matrices; the rest keep their full state (see each optimizer's yaml)."
     if missing:
         body += f"\n\nNot in this version of bench, so not measured: {', '.join(missing)}."
     t = spec.lr_sweep.task
