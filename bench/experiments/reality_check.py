@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import ScalarFormatter
 from omegaconf import OmegaConf
 
 from bench.experiments.common import Cell, Experiment, Finding, ci, figure, markdown_table
@@ -120,7 +121,7 @@ def plot(exp: Experiment, steps: dict):
     colour = colours(opts)
     cap = exp.spec.steps * 1.3
     generic = {p.generic for p in exp.spec.pairs}
-    for opt in opts:
+    for i, opt in enumerate(opts):
         x, med, lo, hi, missed = [], [], [], [], []
         for bs in exp.spec.batch_sizes:
             e = stats.bootstrap(steps.get((opt, bs), []))
@@ -134,16 +135,21 @@ def plot(exp: Experiment, steps: dict):
             lo.append(e.lo if e.n > 1 else e.value)
             hi.append(min(e.hi, cap) if e.n > 1 else e.value)
         ls = "-" if opt in generic else "--"
-        ax.plot(x, med, ls=ls, marker="o", color=colour[opt], label=opt)
+        ax.plot(x, med, ls=ls, marker="o", color=colour[opt],
+                label=f"{opt} ({'generic' if opt in generic else 'large-batch'})")
         if x:
             ax.fill_between(x, lo, hi, color=colour[opt], alpha=0.15)
         if missed:
-            ax.plot(missed, [cap] * len(missed), "x", color=colour[opt], markersize=9, mew=2)
+            # side by side, so that several optimizers missing at one batch size stay visible
+            ax.plot(np.array(missed) * (1 + 0.08 * (i - (len(opts) - 1) / 2)), [cap] * len(missed), "x",
+                    color=colour[opt], markersize=9, mew=2)
     ax.axhline(exp.spec.steps, color="gray", ls=":", lw=1)
     ax.text(exp.spec.batch_sizes[0], exp.spec.steps * 1.05, "budget (✕ above: median run missed)", fontsize=7,
             color="gray")
     ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="steps to target (median, 95% CI over seeds)",
-           title="Steps to target vs batch size; solid: generic, dashed: large-batch optimizers")
+           title="Steps to target vs batch size")
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(ScalarFormatter())
     ax.set_xticks(list(exp.spec.batch_sizes), [str(b) for b in exp.spec.batch_sizes])
     ax.legend(fontsize=8)
     return fig
