@@ -6,21 +6,20 @@ from __future__ import annotations
 
 from unittest import mock
 
-import pytest
-import torch
-from torch import nn
-
 import dog
 import prodigyopt
+import pytest
 import pytorch_optimizer as po
 import pytorch_optimizer.optimizer.sam as po_sam
 import schedulefree
+import torch
+from torch import nn
 
 from bench.optimizers import reference as twin
 from bench.optimizers.adahessian import AdaHessian
 from bench.optimizers.adamsn import AdamSN, subset_size
-from bench.optimizers.ademamix import AdEMAMix
 from bench.optimizers.adamw import AdamW
+from bench.optimizers.ademamix import AdEMAMix
 from bench.optimizers.diffgrad import DiffGrad
 from bench.optimizers.dog import DoG
 from bench.optimizers.exadam import EXAdam
@@ -60,7 +59,7 @@ def trajectory(make_optimizer, steps: int = STEPS) -> list[torch.Tensor]:
         x = torch.randn(16, 6, generator=data, dtype=torch.float64)
         y = torch.sin(x @ target_w)
 
-        def loss_fn():
+        def loss_fn(x=x, y=y):
             opt.zero_grad()
             loss = ((model(x) - y) ** 2).mean()
             loss.backward(create_graph=hvp)
@@ -236,6 +235,6 @@ def test_matches_reference(case):
     ours_, ref_ = CASES[case]
     got, want = trajectory(ours_), trajectory(ref_)
     start = [p.detach() for p in small_model().parameters()]
-    assert any(not torch.equal(a, b) for a, b in zip(got, start)), "the optimizer did not move"
-    for a, b in zip(got, want):
+    assert any(not torch.equal(a, b) for a, b in zip(got, start, strict=True)), "the optimizer did not move"
+    for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-12)

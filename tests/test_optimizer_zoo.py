@@ -117,7 +117,7 @@ def test_state_dict_round_trip_continues_identically(name):
     opt2, _ = build(name, resumed, toy=True)
     opt2.load_state_dict(saved_state)
     train(resumed, opt2, caps, quadratic, steps=10)
-    for a, b in zip(model.parameters(), resumed.parameters()):
+    for a, b in zip(model.parameters(), resumed.parameters(), strict=True):
         assert torch.equal(a, b), name
 
 

@@ -49,7 +49,7 @@ class AdaHessian(torch.optim.Optimizer):
         zs = [self._rademacher(p) for p in params]
         with torch.enable_grad():
             hzs = torch.autograd.grad(grads, params, grad_outputs=zs)
-        for p, z, hz in zip(params, zs, hzs):
+        for p, z, hz in zip(params, zs, hzs, strict=True):
             d = z * hz
             if d.dim() == 4:  # conv kernel: one curvature value per (out, in) channel pair
                 d = d.abs().mean(dim=(2, 3), keepdim=True).expand_as(d)

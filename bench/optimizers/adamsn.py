@@ -49,8 +49,11 @@ class AdamSN(ElementwiseOptimizer):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       subset_size=subset_size), compile)
 
+    dynamic = False  # subset sums over a symbolic k compile ~10x slower than eager; static is ~2x faster
+
     def init_state(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
-        group = next(g for g in self.param_groups if any(q is p for q in g["params"]))
+        # the parameter's own group; the defaults for the scratch tensors used to warm compilation up
+        group = next((g for g in self.param_groups if any(q is p for q in g["params"])), self.defaults)
         k = subset_size(p.numel(), group["subset_size"]) if p.dim() > 1 else 1
         return {"exp_avg": torch.zeros_like(p), "exp_avg_sq": p.new_zeros(p.numel() // k)}
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from bench.optimizers.elementwise import ElementwiseOptimizer, cautious
 
 

@@ -54,6 +54,6 @@ class DoG(torch.optim.Optimizer):
                 group["rbar"] = torch.maximum(group["rbar"], dist)
                 group["G"] = group["G"] + self._norms(grads).square()
             eta = group["lr"] * group["rbar"] / group["G"].sqrt()
-            for p, g, step in zip(params, grads, eta.unbind()):
+            for p, g, step in zip(params, grads, eta.unbind(), strict=True):
                 p.sub_(step * g)
         return loss

@@ -12,8 +12,6 @@ do we (and pytorch-optimizer). Weight decay (not in the paper) is decoupled, app
 
 from __future__ import annotations
 
-import torch
-
 from bench.optimizers.elementwise import ElementwiseOptimizer
 
 

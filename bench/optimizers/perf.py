@@ -2,8 +2,10 @@
 bandwidth an element-wise step needs, and against pytorch-optimizer's implementation.
 
 An element-wise step must read the parameter, its gradient and k state tensors and write the
-parameter and the k states back: (2k + 3) * 4 bytes per fp32 parameter, once. Dividing that by the
-step time gives the bandwidth the step achieved; dividing again by what a plain tensor copy reaches
+parameter and the k states back: (2k + 3) * 4 bytes per fp32 parameter, once. An update that needs
+a per-tensor reduction first (LARS/LAMB norms, FAdam's RMS clipping, the cautious mask's count,
+AdamSN's subset sums) cannot start writing before a first reading pass, so its minimum adds that
+pass's reads (IDEAL_BYTES). Dividing the minimum by the step time gives the bandwidth achieved; dividing again by what a plain tensor copy reaches
 in this process (read n + write n) gives "copy fraction": 1.0 means the step moves its bytes as fast
 as memcpy. Other processes share the memory bus, so each timed step is paired with a copy timed
 right before it, and the fraction is the median over those pairs. Compilation (ours) happens at
@@ -26,12 +28,17 @@ from torch import nn
 from bench.config import option_defaults
 from bench.optimizers import build_optimizer, implementation
 
-#: element-wise optimizers -> the number k of parameter-sized state tensors their update streams
-ELEMENTWISE = {
-    "sgd": 0, "heavyball": 1, "nesterov": 1, "adam": 2, "adamw": 2, "adagrad": 1, "rmsprop": 1, "lion": 1,
-    "clion": 1, "cadamw": 2, "nadamw": 2, "ademamix": 3, "diffgrad": 3, "exadam": 2, "fadam": 2, "lamb": 2,
-    "lars": 1, "adamsn": 1, "schedulefree_sgd": 1, "schedulefree_adamw": 2,
+#: element-wise optimizers -> the fewest bytes per fp32 parameter one step must move (see above)
+IDEAL_BYTES = {
+    "sgd": 12, "heavyball": 20, "nesterov": 20, "adam": 28, "adamw": 28, "adagrad": 20, "rmsprop": 20,
+    "lion": 20, "nadamw": 28, "ademamix": 36, "diffgrad": 36, "exadam": 28, "schedulefree_sgd": 20,
+    "schedulefree_adamw": 28,
+    # a reading pass first: + m, g (mask count) | + p, m, v, g (norms of p and r) | + p, g (norms)
+    "clion": 20 + 8, "cadamw": 28 + 8, "lamb": 28 + 16, "lars": 20 + 8,
+    # + p, g, F (RMS of g / F^p and of p / F^p) | + g (subset sums; v itself is ~1/k of a tensor)
+    "fadam": 28 + 12, "adamsn": 20 + 4,
 }
+ELEMENTWISE = list(IDEAL_BYTES)
 
 
 def _po(name: str, **kw):
@@ -139,9 +146,9 @@ def measure(name: str, width: int, layers: int, device: torch.device, repeats: i
         raise ValueError(f"{name} needs a closure or Hessian-vector products; its step cannot be timed alone")
     impl, compile_s = implementation(opt), getattr(opt, "compile_time_s", 0.0)
     ms, copy_over_step = paired_ms(opt.step, copy, device, warmup=3, repeats=repeats, clock=clock)
-    k = ELEMENTWISE.get(name)
+    ideal = IDEAL_BYTES.get(name)
     # (ideal bytes / step time) / (copy bytes / copy time)
-    fraction = (2 * k + 3) * 4 * numel / copy.bytes * copy_over_step if k is not None else None
+    fraction = ideal * numel / copy.bytes * copy_over_step if ideal is not None else None
     del opt, model
     reference_ms = None
     if name in PYTORCH_OPTIMIZER:

@@ -51,7 +51,7 @@ class Prodigy(torch.optim.Optimizer):
 
         live = [(group, p) for group in self.param_groups for p in group["params"] if p.grad is not None]
         numerator, denominator = [], []
-        for group, p in live:
+        for _, p in live:
             state = self.state[p]
             if not state:
                 state.update(x0=p.detach().clone(), s=torch.zeros_like(p), exp_avg=torch.zeros_like(p),

@@ -67,7 +67,7 @@ class SAM(torch.optim.Optimizer):
         scaled = [(p.abs() * p.grad) if g["adaptive"] else p.grad for g, p in live]
         norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(s) for s in scaled]))
         moved = []
-        for (g, p), s in zip(live, scaled):
+        for (g, p), s in zip(live, scaled, strict=True):
             e = (p.abs() if g["adaptive"] else 1.0) * s * (g["rho"] / (norm + g["perturb_eps"]))
             moved.append((p, p.clone()))
             p.add_(e)

@@ -11,8 +11,6 @@ Pair it with schedule=constant: the averaging replaces the decay a schedule woul
 
 from __future__ import annotations
 
-import torch
-
 from bench.optimizers.schedulefree_common import ScheduleFreeBase
 
 

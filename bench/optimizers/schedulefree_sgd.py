@@ -8,8 +8,6 @@ State: z, 4 bytes per fp32 parameter.
 
 from __future__ import annotations
 
-import torch
-
 from bench.optimizers.schedulefree_common import ScheduleFreeBase
 
 
