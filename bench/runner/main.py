@@ -187,7 +187,7 @@ def _record_build_failure(cfg, rid: str, run_dir: Path, device, error: str, writ
                "status": "failed", "error": error, "steps": 0, "env": rundir.environment(device),
                "started_at": time.time(), "finished_at": time.time(), "run_dir": str(run_dir)}
     if write:
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        rundir.write_config(run_dir / "config.yaml", OmegaConf.to_container(cfg, resolve=True))
         rundir.write_json_atomic(run_dir / "summary.json", summary)
         print(f"failed: {run_dir}: {error}", file=sys.stderr)
     return summary
@@ -208,11 +208,11 @@ def _run(cfg, rid, run_dir: Path, world: World, device, task, model, optimizer, 
     )
     sinks: list = []
     if world.is_main:
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        rundir.write_config(run_dir / "config.yaml", resolved)
         # an earlier attempt's curve: all of it, or what it logged after the checkpoint
         rundir.trim_metrics(run_dir / "metrics.jsonl", resume["step"] if resume else None)
-        sinks = make_sinks(cfg.logger.sinks, run_dir, rid, cfg.steps, cfg.progress, cfg.logger,
-                           OmegaConf.to_container(cfg, resolve=True))
+        sinks = make_sinks(cfg.logger.sinks, run_dir, rid, cfg.steps, cfg.progress, cfg.logger, resolved)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     summary: dict[str, Any] = {**_header(cfg, rid, task.metric, task.mode, task.optimum),

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 import bench
 from bench import BenchError
@@ -41,6 +42,12 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def write_config(path: Path, resolved: dict[str, Any]) -> None:
+    """The resolved config as yaml. libyaml's emitter when present: OmegaConf's pure-Python one
+    costs ~10 ms a run, which a sweep of tiny runs notices."""
+    path.write_text(yaml.dump(resolved, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False))
 
 
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
