@@ -46,7 +46,8 @@ class Interrupts:
             return self  # signal handlers can only be set from the main thread
         for name in STOP_SIGNALS:
             sig = getattr(signal, name)
-            self._previous[sig] = signal.signal(sig, self._handle)
+            if signal.getsignal(sig) is not signal.SIG_IGN:  # e.g. SIGINT in a background job: leave it so
+                self._previous[sig] = signal.signal(sig, self._handle)
         preempt = _preemption_signal()
         if preempt is not None and callable(signal.getsignal(preempt)):
             self._previous[preempt] = signal.signal(preempt, self._handle)
@@ -85,8 +86,6 @@ class Interrupts:
         if self.signum is None:
             return
         previous = self._previous.get(self.signum, signal.SIG_DFL)
-        if previous is signal.SIG_IGN:
-            return
         if callable(previous) and previous is not signal.default_int_handler:
             previous(self.signum, None)  # e.g. submitit: requeue the job and exit
             return
