@@ -37,3 +37,20 @@ def test_perf_loop_command(bench_cli):
     assert case["ratio"] > 0 and case["meets_goal"] == (case["ratio"] <= 1.05)
     bad = bench_cli("perf", "loop", "--case", "nope")
     assert bad.code == 2 and "unknown perf loop case 'nope'" in bad.stderr
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_learning_rate_follows_the_schedule(bench_cli, tmp_path, schedule):
+    """The loop skips LambdaLR.step() when the multiplier never changes (a P1 saving); the
+    learning rate it logs must still be the schedule's at every step."""
+    from conftest import only_run, read_run
+
+    from bench.schedules import Constant, WarmupCosine
+
+    res = bench_cli("run", "task=logreg", "optimizer=sgd", f"schedule={schedule}", "steps=20", "log_every=1",
+                    f"runs_root={tmp_path}", "progress=off")
+    assert res.code == 0, res.output
+    _, lines = read_run(only_run(tmp_path))
+    multiplier = Constant() if schedule == "constant" else WarmupCosine()  # the yaml's defaults
+    # the lr logged at step k is the one the next update uses: base lr x multiplier(k)
+    assert [x["lr"] for x in lines] == pytest.approx([0.1 * multiplier(x["step"], 20) for x in lines])
