@@ -78,10 +78,12 @@ def test_sections_are_replaced_in_place_and_kept_in_preset_order(tmp_path):
     write_section(claims, "schedule_free", "## sf\nfirst\n")
     write_section(claims, "edge_of_stability", "## eos\n")
     write_section(claims, "schedule_free", "## sf\nsecond\n")
+    write_section(claims, "edge_of_stability-gpu", "## eos on a gpu\n")
     text = claims.read_text()
     assert text.startswith("# What bench found")
     assert "first" not in text and text.count("## sf") == 1
-    assert text.index("## eos") < text.index("## sf")  # names() order, not write order
+    # names() order, not write order; a GPU run's section follows its CPU preset's
+    assert text.index("## eos\n") < text.index("## eos on a gpu") < text.index("## sf")
 
 
 def test_interval_text_carries_n_and_says_when_there_is_none():

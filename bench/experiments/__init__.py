@@ -31,7 +31,7 @@ def run_experiment(name: str, scale: str = "cpu", runs_root: Path | None = None,
     exp.read_only = True  # from here on, analyses that re-plan the sweep only read its runs back
     finding = module.analyse(exp)
     wall_s = time.perf_counter() - started
-    write_section(docs / "CLAIMS.md", name, section(exp, finding, wall_s, exp.load()))
+    write_section(docs / "CLAIMS.md", exp.key, section(exp, finding, wall_s, exp.load()))
     return finding
 
 

@@ -119,9 +119,15 @@ class Experiment:
     def load(self) -> Runs:
         return load(self.runs_root)
 
+    @property
+    def key(self) -> str:
+        """The name of this experiment's CLAIMS.md section and figures: the CPU preset's results
+        and a GPU run's live side by side."""
+        return self.name if self.scale in ("cpu", "test") else f"{self.name}-{self.scale}"
+
     def save(self, fig: Figure, stem: str) -> Path:
         self.figures_dir.mkdir(parents=True, exist_ok=True)
-        path = self.figures_dir / f"{self.name}-{stem}.png"
+        path = self.figures_dir / f"{self.key}-{stem}.png"
         fig.savefig(path, dpi=110)
         return path
 
@@ -258,10 +264,11 @@ def write_section(claims: Path, name: str, markdown: str) -> None:
     """Replace (or add) this experiment's section of CLAIMS.md; the others stay as they are, in
     the order of `names()`."""
     text = claims.read_text() if claims.exists() else CLAIMS_HEAD
-    sections = dict(re.findall(r"<!-- experiment:(\w+) -->\n(.*?)<!-- /experiment:\1 -->\n", text, flags=re.S))
+    sections = dict(re.findall(r"<!-- experiment:([\w-]+) -->\n(.*?)<!-- /experiment:\1 -->\n", text, flags=re.S))
     head = text.split("<!-- experiment:", 1)[0].rstrip("\n") + "\n"
     sections[name] = markdown.rstrip("\n") + "\n"
-    order = [n for n in names() if n in sections] + sorted(set(sections) - set(names()))
+    order = [k for n in names() for k in sorted(sections) if k == n or k.startswith(n + "-")]
+    order += sorted(set(sections) - set(order))
     body = "".join(f"\n<!-- experiment:{n} -->\n{sections[n]}<!-- /experiment:{n} -->\n" for n in order)
     claims.parent.mkdir(parents=True, exist_ok=True)
     claims.write_text(head + body)
@@ -273,7 +280,7 @@ def section(exp: Experiment, finding: Finding, wall_s: float, runs: Runs) -> str
     figures = "\n".join(f"![{exp.name}]({p.relative_to(exp.docs).as_posix()})" for p in finding.figures)
     scale_note = f"--scale {exp.scale}" if exp.scale != "cpu" else ""
     return "\n".join([
-        f"## {spec.title}",
+        f"## {spec.title}" + (f" ({exp.scale.upper()} scale)" if exp.scale == "gpu" else ""),
         "",
         f"**Claim** ({spec.source}): {spec.claim.strip()}",
         "",
