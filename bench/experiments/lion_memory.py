@@ -98,7 +98,8 @@ def analyse(exp: Experiment) -> Finding:
     best = {o: float(frame[frame.optimizer == o].groupby("lr")["loss"].median().idxmin()) for o in ("adamw", "lion")} \
         if len(frame) else {"adamw": np.nan, "lion": np.nan}
     memory_claim = lion_ok and half_ok
-    verdict = ("reproduced" if memory_claim and in_band else
+    # reproduced only when the whole interval of the ratio lies in the claimed band
+    verdict = ("reproduced" if memory_claim and sure else
                "partly reproduced" if memory_claim or in_band else "not reproduced at this scale")
     lion_text = ", ".join(f"{per_param.get((t, 'lion'), np.nan):.3f} B/param on {t}" for t in spec.memory.tasks)
     summary = (f"Lion's state is {lion_text} (AdamW: "
