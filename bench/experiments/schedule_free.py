@@ -11,7 +11,10 @@ package's rule: better or worse only when the whole 95% interval is on one side 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+from matplotlib.ticker import NullFormatter
 from omegaconf import OmegaConf
 
 from bench.experiments.common import Cell, Experiment, Finding, Tuned, ci, figure, markdown_table, tune_grid
@@ -50,8 +53,6 @@ def sweep(exp: Experiment) -> dict:
 
 def _value_at(summary: dict, step: int) -> float:
     """The task metric at `step` of a run's curve (nan if it was not evaluated there)."""
-    from pathlib import Path
-
     frame, _ = read_curve(Path(summary["run_dir"]), summary.get("run_id", ""))
     if frame is None:
         return np.nan
@@ -153,8 +154,8 @@ def plot(exp: Experiment, panels: list):
         styles.update({s: (f"{base} + {s}", colour[base], ls, m)
                        for s, ls, m in zip(exp.spec.schedules, ("--", ":"), ("s", "^"), strict=False)})
         for key, (label, c, ls, marker) in styles.items():
-            med, lo, hi = (np.array([stats.bootstrap([v for v in cell if np.isfinite(v)]).__getattribute__(a)
-                                     for cell in curve[key]]) for a in ("value", "lo", "hi"))
+            estimates = [stats.bootstrap([v for v in cell if np.isfinite(v)]) for cell in curve[key]]
+            med, lo, hi = (np.array([getattr(e, part) for e in estimates]) for part in ("value", "lo", "hi"))
             ax.plot(t, med, ls=ls, marker=marker, color=c, label=label + (" (one run)" if key == "free" else
                                                                           " (tuned per T)"))
             ax.fill_between(t, np.where(np.isfinite(lo), lo, med), np.where(np.isfinite(hi), hi, med), color=c,
@@ -162,6 +163,7 @@ def plot(exp: Experiment, panels: list):
         ax.set(xscale="log", xlabel="budget T (steps)", ylabel=f"{metric} at T ({'higher' if mode == 'max' else 'lower'}"
                " is better)", title=name)
         ax.set_xticks(t, [f"{x:g}" for x in t])
+        ax.xaxis.set_minor_formatter(NullFormatter())  # the budgets are the only ticks worth a label
         if mode == "min" and np.nanmin([v for c in curve.values() for cell in c for v in cell] or [1]) > 0:
             ax.set_yscale("log")
         ax.legend(fontsize=7)
