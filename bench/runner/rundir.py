@@ -5,6 +5,7 @@
                   summary.json    written last, atomically (temp file + rename)
                   .lock           held (flock) while a process works in the directory; holds its pid
                   checkpoint.pt   while unfinished: the state to resume from (see checkpoint.py)
+                  interrupted.json  after a stop signal: the step and the signal (no summary.json)
 
 A directory with summary.json is finished; one without is unfinished (crashed, killed,
 interrupted or still running: the lock tells which). Several processes may share one runs root
