@@ -6,7 +6,7 @@ BENCH  := $(VENV)/bin/bench
 STAMP  := $(VENV)/.installed-stamp
 export WANDB_MODE ?= disabled
 
-.PHONY: help install test demo lint clean
+.PHONY: help install test check demo lint clean
 
 help:  ## show the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -20,6 +20,9 @@ install: $(STAMP)  ## create .venv and install bench with its test dependencies
 
 test: $(STAMP)  ## run the test suite (CPU, a few minutes)
 	$(PY) -m pytest
+
+check: $(STAMP)  ## regression gate: the ci sweep vs bench/conf/check/ci_baseline.json (~1 min)
+	$(BENCH) check ci
 
 demo: $(STAMP)  ## small real sweep -> leaderboard, plots and report.html under runs/demo
 	$(BENCH) demo
