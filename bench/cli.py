@@ -27,6 +27,22 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def guarded(fn, *args, **kwargs):
+    """Call fn: bad input (BenchError) becomes one line and exit 2, Ctrl-C exit 130 (the shell's
+    convention) instead of click's "Aborted!" and 1; BENCH_DEBUG=1 re-raises instead."""
+    try:
+        return fn(*args, **kwargs)
+    except BenchError as exc:
+        if os.environ.get("BENCH_DEBUG"):
+            raise
+        fail(str(exc))
+    except KeyboardInterrupt:
+        if os.environ.get("BENCH_DEBUG"):
+            raise
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130) from None
+
+
 RUN_HELP = """Train one configuration, or a sweep with -m, into runs/<run_id>/.
 
 Arguments are Hydra overrides (see `bench list` for the choices):
@@ -49,16 +65,11 @@ def run(ctx: typer.Context) -> None:
     from bench.runner.preflight import preflight
 
     args = list(ctx.args)
-    try:
-        preflight(args)
-    except BenchError as exc:
-        if os.environ.get("BENCH_DEBUG"):
-            raise
-        fail(str(exc))
+    guarded(preflight, args)
     from bench.runner.main import hydra_entry
 
     sys.argv = ["bench"] + args
-    hydra_entry()
+    guarded(hydra_entry)
 
 
 from bench.sweep import TUNE_HELP  # noqa: E402  (plain text; importing it costs nothing)
@@ -68,16 +79,9 @@ from bench.sweep import TUNE_HELP  # noqa: E402  (plain text; importing it costs
 def tune(ctx: typer.Context) -> None:
     from bench.sweep.tune import tune as run_tune
 
-    try:
-        code = run_tune(list(ctx.args))
-    except BenchError as exc:
-        if os.environ.get("BENCH_DEBUG"):
-            raise
-        fail(str(exc))
+    code = guarded(run_tune, list(ctx.args))
     if code:
         raise typer.Exit(code)
-
-
 
 
 @app.command("list")
@@ -108,6 +112,22 @@ def list_options(
     Console(width=max(160, Console().width)).print(table)
 
 
+@app.command()
+def demo(
+    out: str = typer.Option("runs/demo", "--out", "-o", help="folder for runs/, plots/ and report.html"),
+) -> None:
+    """The whole product on a small real sweep, about a minute on 2 CPU cores, no downloads:
+    4 optimizers (SGD, Adam, AdamW, Lion) tuned with the same budget of 8 quasi-random trials on
+    logistic regression and Rosenbrock, the best point re-run over 3 seeds; then the leaderboard,
+    <out>/plots and <out>/report.html. Re-running reuses finished runs; the run directories
+    are in <out>/runs for `bench leaderboard --runs runs/demo/runs`."""
+    from pathlib import Path
+
+    from bench.demo import run_demo
+
+    guarded(run_demo, Path(out))
+
+
 def _data_status(node) -> str:
     source = str(node.get("data_source", "built-in"))
     try:
@@ -131,28 +151,13 @@ def data(
     """Download a data set once, verify it, and unpack it where its task looks by default."""
     from bench.tasks.download import fetch
 
-    try:
-        path = fetch(name, root, url)
-    except BenchError as exc:
-        if os.environ.get("BENCH_DEBUG"):
-            raise
-        fail(str(exc))
+    path = guarded(fetch, name, root, url)
     typer.echo(f"{name}: {path}")
 
 
 RESULTS_EPILOG = """\b
 Filters: task=NAME[,NAME] optimizer=NAME[,NAME] (or --task/--optimizer). Directories that are
 not finished runs (running, crashed, corrupt, foreign) are listed once on stderr and skipped."""
-
-
-def _results_call(fn, *args, **kwargs):
-    """Run a results command; bad input becomes one line and exit code 2."""
-    try:
-        return fn(*args, **kwargs)
-    except BenchError as exc:
-        if os.environ.get("BENCH_DEBUG"):
-            raise
-        fail(str(exc))
 
 
 @app.command(epilog=RESULTS_EPILOG)
@@ -172,13 +177,13 @@ def leaderboard(
     \b
       bench leaderboard                             every task under ./runs
       bench leaderboard task=logreg --baseline sgd
-      bench leaderboard --runs runs/demo --format md > LEADERBOARD.md
+      bench leaderboard --runs runs/demo/runs --format md > LEADERBOARD.md
       bench leaderboard --format json | jq '.leaderboard[0]'
     """
     from bench.results.commands import parse_filters, show_leaderboard
 
-    tasks, optimizers = _results_call(parse_filters, filters, task, optimizer)
-    _results_call(show_leaderboard, runs, tasks, optimizers, baseline, fmt, measure,
+    tasks, optimizers = guarded(parse_filters, filters, task, optimizer)
+    guarded(show_leaderboard, runs, tasks, optimizers, baseline, fmt, measure,
                   explicit_baseline=baseline != "adamw")
 
 
@@ -201,13 +206,13 @@ def plot(
     \b
       bench plot                                    all kinds, into ./plots
       bench plot --kind curves --x time task=logreg
-      bench plot --kind profile --kind budget --out figs --runs runs/demo
+      bench plot --kind profile --kind budget --out figs --runs runs/demo/runs
     """
     from bench.results.commands import parse_filters, plot_command
 
-    tasks, optimizers = _results_call(parse_filters, filters, task, optimizer)
+    tasks, optimizers = guarded(parse_filters, filters, task, optimizer)
     kinds = [k.strip() for value in kind or [] for k in value.split(",") if k.strip()]
-    _results_call(plot_command, runs, tasks, optimizers, out, kinds, x, measure)
+    guarded(plot_command, runs, tasks, optimizers, out, kinds, x, measure)
 
 
 @app.command(epilog=RESULTS_EPILOG)
@@ -227,19 +232,19 @@ def report(
 
     \b
       bench report                                  ./runs → ./report.html
-      bench report --runs runs/demo --out runs/demo/report.html
+      bench report --runs runs/demo/runs --out runs/demo/report.html
       bench report task=logreg --baseline sgd --x time
     """
     from bench.results.commands import parse_filters, report_command
 
-    tasks, optimizers = _results_call(parse_filters, filters, task, optimizer)
+    tasks, optimizers = guarded(parse_filters, filters, task, optimizer)
     # the report records the command that produced it, rebuilt from what was parsed
     argv = ["bench", "report", *(filters or []), "--runs", runs, "--out", out]
     for flag, value, default in (("--baseline", baseline, "adamw"), ("--x", x, "step"), ("--task", task, None),
                                  ("--optimizer", optimizer, None), ("--measure", measure, "time")):
         if value != default:
             argv += [flag, value]
-    _results_call(report_command, runs, tasks, optimizers, out, baseline, x, measure,
+    guarded(report_command, runs, tasks, optimizers, out, baseline, x, measure,
                   explicit_baseline=baseline != "adamw", argv=argv)
 
 
@@ -273,7 +278,7 @@ def check(
         fail(f"unknown --format {fmt!r}; use table, md or json")
     if threads < 1:
         fail(f"--threads must be >= 1, got {threads}")
-    result = _results_call(run_check, sweep, baseline, runs, runs_root, update, threads,
+    result = guarded(run_check, sweep, baseline, runs, runs_root, update, threads,
                            log=lambda line: typer.echo(line, err=True))
     text = render(result, fmt)
     if text is not None:
@@ -324,7 +329,7 @@ def perf_loop(
     results = []
     for name in names:
         typer.echo(f"P1 {name}: {repeats} x (bench loop, minimal loop) ...", err=True)
-        results.append(_results_call(measure, name, list(overrides or []), repeats, threads, clock))
+        results.append(guarded(measure, name, list(overrides or []), repeats, threads, clock))
     text = render(results, fmt)
     if text is not None:
         typer.echo(text)
@@ -400,9 +405,9 @@ def experiment(
             fail(f"unexpected argument {arg!r}; usage: bench experiment NAME [--scale cpu|gpu|test]")
     if name is None:
         for n in names():
-            typer.echo(f"{n:<20} {_results_call(load_spec, n, 'cpu').title}")
+            typer.echo(f"{n:<20} {guarded(load_spec, n, 'cpu').title}")
         return
-    finding = _results_call(run_experiment, name, scale, Path(runs) if runs else None, Path(docs), analyse_only)
+    finding = guarded(run_experiment, name, scale, Path(runs) if runs else None, Path(docs), analyse_only)
     typer.echo(f"{name}: {finding.verdict}. {finding.summary}")
     typer.echo(f"wrote {Path(docs) / 'CLAIMS.md'} and {', '.join(str(p) for p in finding.figures)}")
 

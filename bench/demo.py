@@ -1,53 +1,34 @@
-"""`bench demo`: the whole product on a small real sweep — runs, leaderboard, plots, report.
-
-Runs execute in this process (composed with Hydra's compose API), so the demo pays interpreter
-and torch start-up once rather than once per run.
-"""
+"""`bench demo`: the whole product on a small real sweep — equal-budget tuning, leaderboard,
+plots and an HTML report — from the spec in bench/conf/demo.yaml."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import itertools
+import shlex
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bench import BenchError
 from bench.config import CONF_DIR
-from bench.runner.main import execute
 
 
-def demo_cells(spec) -> list[list[str]]:
-    """Every (task, optimizer, lr, seed) of the demo as a list of Hydra overrides."""
-    cells = []
-    for task_overrides, opt in itertools.product(spec.tasks.values(), spec.optimizers.values()):
-        for lr, seed in itertools.product(opt.lr, spec.seeds):
-            cells.append([*task_overrides, *opt.overrides, f"optimizer.lr={lr}", f"seed={seed}"])
-    return cells
+def run_demo(out: Path, spec_path: Path = CONF_DIR / "demo.yaml", threads: int = 1) -> Path:
+    """Tune into <out>/runs, print the leaderboard, write <out>/plots and <out>/report.html;
+    return the report's path. Finished runs are reused, so a second call only redraws."""
+    import torch
 
+    from bench.results.commands import plot_command, report_command, show_leaderboard
+    from bench.sweep.tune import tune
 
-def run_cells(cells: list[list[str]], runs_root: Path, label: str = "runs") -> list[dict]:
-    """Execute each cell in-process, with one progress bar for the lot; finished cells are skipped."""
-    summaries = []
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"), Progress(
-        TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.fields[last]}"),
-    ) as progress:
-        bar = progress.add_task(label, total=len(cells), last="")
-        for overrides in cells:
-            cfg = compose("config", overrides=[*overrides, f"runs_root={runs_root}", "progress=off"])
-            with contextlib.redirect_stdout(io.StringIO()):
-                summary = execute(cfg)
-            summaries.append(summary)
-            progress.update(bar, advance=1, last=f"{cfg.task.name}/{cfg.optimizer.name}: {summary['status']}")
-    GlobalHydra.instance().clear()
-    return summaries
-
-
-def run_demo(runs_root: Path) -> list[dict]:
-    spec = OmegaConf.load(CONF_DIR / "demo.yaml")
-    return run_cells(demo_cells(spec), runs_root, label="demo sweep")
+    runs_root = out / "runs"
+    spec = OmegaConf.load(spec_path)
+    args = [*shlex.split(spec.tune), f"runs_root={runs_root}"]
+    # Runs this small spend more time waking a second thread than computing on it.
+    torch.set_num_threads(threads)
+    if tune(args) != 0:
+        raise BenchError(f"some demo runs did not finish; run `bench demo --out {out}` again to finish them")
+    print()
+    show_leaderboard(runs_root, baseline=spec.baseline)
+    plot_command(str(runs_root), (), (), str(out / "plots"), ["all"], x="step", measure="time")
+    return report_command(str(runs_root), (), (), str(out / "report.html"), spec.baseline, "step", "time",
+                          explicit_baseline=False, argv=["bench", "tune", *args])

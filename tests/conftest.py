@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 
 os.environ.setdefault("WANDB_MODE", "disabled")
+# f* caches of the logreg tasks go to a throwaway folder, shared by the whole test session
+os.environ["BENCH_CACHE"] = tempfile.mkdtemp(prefix="bench-test-cache-")
 torch.set_num_threads(1)
 
 

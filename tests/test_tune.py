@@ -97,7 +97,9 @@ def test_tune_rejects_what_it_sets_itself(bench_cli, runs_root):
 
 
 def test_ctrl_c_then_relaunch_finishes_without_redoing(bench_cli, runs_root):
-    args = ["tune", "optimizer=sgd", "task=logreg", "steps=2000", "log_every=100", "eval_every=1000",
+    # long runs (a few seconds each), so that Ctrl-C lands while the second one is early on,
+    # whatever the machine's load
+    args = ["tune", "optimizer=sgd", "task=logreg", "steps=20000", "log_every=500", "eval_every=10000",
             "checkpoint_every=0", "trials=3", "seeds=0", f"runs_root={runs_root}"]
     proc = subprocess.Popen([sys.executable, "-m", "bench", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -169,17 +169,16 @@ def manifest(sid: str, command: str, budget: Budget, fixed: list[str], points: l
 
 
 def report(data: dict[str, Any]) -> str:
-    rows = [("point", "median of study bests", "best point", "seeds mean ± sd")]
+    rows = [("point", "metric", "median of study bests", "best point", "seeds mean ± sd")]
     for p in data["points"]:
         fmt = lambda v: "-" if v is None else f"{v:.4g}"
         best = " ".join(f"{k}={v:.3g}" for k, v in p["best"]["params"].items()) if p["best"] else "-"
         s = p["seeds"]
         seeds = f"{fmt(s['mean'])} ± {fmt(s['std'])} (n={s['n']})" if s["n"] else "-"
-        rows.append((p["label"], f"{fmt(p['median_study_best'])} (of {len(p['study_best'])})", best, seeds))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    first = data["points"][0]
-    lines = [f"{data['sweep']}: {first['task']}, {first['metric']} ({'higher' if first['mode'] == 'max' else 'lower'} "
-             f"is better), {data['budget']['trials']} trials × {data['budget']['studies']} studies + "
+        metric = f"{p['metric']} ({'higher' if p['mode'] == 'max' else 'lower'} is better)"
+        rows.append((p["label"], metric, f"{fmt(p['median_study_best'])} (of {len(p['study_best'])})", best, seeds))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [f"{data['sweep']}: {data['budget']['trials']} trials × {data['budget']['studies']} studies + "
              f"{data['budget']['seeds']} seeds per point"]
     lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     return "\n".join(lines)
