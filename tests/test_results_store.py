@@ -163,3 +163,19 @@ def test_setting_is_hyperparameters_and_schedule(tmp_path):
     table = store.load(root).table
     assert table["setting"].nunique() == 2
     assert np.all(table.groupby("setting").size() == 2)
+
+
+def test_runs_in_nested_folders_are_found(tmp_path):
+    root = tmp_path / "runs"
+    top = write_run(root, optimizer="adamw", seed=0)
+    nested = [write_run(root / "demo" / "runs", optimizer="lion", seed=s) for s in range(2)]
+    deeper = write_run(root / "experiments" / "x-cpu", optimizer="sgd", seed=0)
+    (root / "demo" / "plots").mkdir()
+    (root / "demo" / "plots" / "curves.png").write_bytes(b"png")
+    (root / "empty" / "also-empty").mkdir(parents=True)
+    runs = store.load(root)
+    assert sorted(runs.table["run_dir"]) == sorted(str(p) for p in [top, *nested, deeper])
+    reasons = {os.path.relpath(s.path, root): s.reason for s in runs.skipped}
+    assert set(reasons) == {"demo/plots", "empty"}, reasons  # each foreign folder once, at its top
+    assert all("not a run directory" in r for r in reasons.values())
+    assert len(store.load(root).table) == 4  # and again from the index

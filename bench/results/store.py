@@ -188,6 +188,36 @@ def _metrics_problem(run_dir: str) -> str | None:
     return None
 
 
+#: how deep folders of runs may nest under a runs root (runs/experiments/<name>/<run_id>)
+NESTING = 3
+
+
+def _run_dirs(base: str, rel: str, skipped: list[Skipped], depth: int = 0) -> list[str]:
+    """Paths (relative to `base`) of the run directories under it. A folder that is neither a run
+    (summary.json or config.yaml) nor holds runs further down is listed in `skipped` as foreign.
+    Hidden folders (.index, .sweeps) are bench's own bookkeeping."""
+    try:
+        names = sorted(e.name for e in os.scandir(f"{base}/{rel}" if rel else base)
+                       if e.is_dir() and not e.name.startswith("."))
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        path = f"{rel}/{name}" if rel else name
+        full = f"{base}/{path}"
+        if os.path.exists(f"{full}/summary.json") or os.path.exists(f"{full}/config.yaml") or depth == NESTING:
+            found.append(path)
+            continue
+        inner: list[Skipped] = []
+        below = _run_dirs(base, path, inner, depth + 1)
+        if below:
+            found += below
+            skipped += inner
+        else:
+            skipped.append(Skipped(full, "not a run directory (no summary.json or config.yaml)"))
+    return found
+
+
 def _unfinished_reason(run_dir: Path) -> str:
     if not (run_dir / "config.yaml").exists():
         return "not a run directory (no summary.json or config.yaml)"
@@ -236,10 +266,9 @@ def load(root: str | Path, cache: bool = True) -> Runs:
     """Every finished run under `root` (one row each), plus what was skipped and why."""
     root = Path(root)
     skipped: list[Skipped] = []
-    try:
-        dirs = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
-    except OSError:
+    if not root.is_dir():
         return Runs(root, pd.DataFrame(columns=["run_id", *REQUIRED, "run_dir"]), skipped)
+    dirs = _run_dirs(os.fspath(root), "", skipped)
 
     index = _read_index(root / INDEX) if cache else None
     known: dict[str, tuple[int, str, str]] = {}
