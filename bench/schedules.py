@@ -14,32 +14,38 @@ class Constant:
         return 1.0
 
 
-class WarmupCosine:
+class _WarmupThenDecay:
+    """Linear warm-up over the first `warmup` fraction of the run, then `decay(progress)` with
+    progress going from 0 to 1 over the rest."""
+
+    def __init__(self, warmup: float, final: float):
+        self.warmup, self.final = warmup, final
+
+    def __call__(self, step: int, total: int) -> float:
+        warm = int(self.warmup * total)
+        if step < warm:
+            return (step + 1) / warm
+        return self.decay(min(1.0, (step - warm) / max(1, total - warm)))
+
+
+class WarmupCosine(_WarmupThenDecay):
     """Linear warm-up, then cosine decay to `final` × base lr."""
 
     def __init__(self, warmup: float = 0.05, final: float = 0.0):
-        self.warmup, self.final = warmup, final
+        super().__init__(warmup, final)
 
-    def __call__(self, step: int, total: int) -> float:
-        warm = int(self.warmup * total)
-        if step < warm:
-            return (step + 1) / warm
-        progress = (step - warm) / max(1, total - warm)
-        return self.final + (1 - self.final) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    def decay(self, progress: float) -> float:
+        return self.final + (1 - self.final) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-class LinearDecay:
+class LinearDecay(_WarmupThenDecay):
     """Linear warm-up, then linear decay to `final` × base lr at the last step."""
 
     def __init__(self, warmup: float = 0.0, final: float = 0.0):
-        self.warmup, self.final = warmup, final
+        super().__init__(warmup, final)
 
-    def __call__(self, step: int, total: int) -> float:
-        warm = int(self.warmup * total)
-        if step < warm:
-            return (step + 1) / warm
-        progress = (step - warm) / max(1, total - warm)
-        return 1 - (1 - self.final) * min(1.0, progress)
+    def decay(self, progress: float) -> float:
+        return 1 - (1 - self.final) * progress
 
 
 class WarmupStableDecay:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import struct
 import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -64,3 +67,29 @@ def only_run(root: Path) -> Path:
     dirs = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")]
     assert len(dirs) == 1, dirs
     return dirs[0]
+
+
+def write_idx(path, array, gz=False):
+    """IDX as published: 0, 0, type code, ndim, big-endian uint32 dims, big-endian elements."""
+    codes = {np.uint8: 0x08, np.int32: 0x0C, np.float32: 0x0D}
+    header = bytes([0, 0, codes[array.dtype.type], array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    body = header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+    (gzip.open if gz else open)(path, "wb").write(body)
+
+
+def write_fashion_dir(path, n=300, n_test=100, gz=True, seed=0):
+    """Learnable fake data in the real layout: each class brightens its own band of rows."""
+    rng = np.random.default_rng(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for split, count in (("", n), ("_test", n_test)):
+        labels = rng.integers(0, 10, count).astype(np.uint8)
+        images = rng.integers(0, 60, (count, 28, 28)).astype(np.uint8)
+        for i, c in enumerate(labels):
+            images[i, 2 * c + 4 : 2 * c + 7] += 180
+        arrays["x" + split], arrays["y" + split] = images, labels
+    from bench.tasks.fashion import FILES
+
+    for key, stem in FILES.items():
+        write_idx(path / (stem + (".gz" if gz else "")), arrays[key], gz=gz)
+    return arrays

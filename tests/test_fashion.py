@@ -1,44 +1,18 @@
 """Fashion-MNIST: the IDX reader on generated files (gzipped and plain) and on Debian's files when
 installed, the missing-data error, resumable batches, a tiny end-to-end run."""
 
-import gzip
-import struct
 from itertools import islice
 
 import numpy as np
 import pytest
 import torch
-from conftest import only_run, read_run
+from conftest import only_run, read_run, write_fashion_dir, write_idx
 from omegaconf import OmegaConf
 
 from bench import BenchError
-from bench.tasks.fashion import DEFAULT_DIR, FILES, FashionMNIST, read_fashion_mnist, read_idx
+from bench.tasks.fashion import DEFAULT_DIR, FashionMNIST, read_fashion_mnist, read_idx
 
 REAL = FashionMNIST.data_present(OmegaConf.create({"data_dir": DEFAULT_DIR}))
-
-
-def write_idx(path, array, gz=False):
-    """IDX as published: 0, 0, type code, ndim, big-endian uint32 dims, big-endian elements."""
-    codes = {np.uint8: 0x08, np.int32: 0x0C, np.float32: 0x0D}
-    header = bytes([0, 0, codes[array.dtype.type], array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    body = header + array.astype(array.dtype.newbyteorder(">")).tobytes()
-    (gzip.open if gz else open)(path, "wb").write(body)
-
-
-def write_fashion_dir(path, n=300, n_test=100, gz=True, seed=0):
-    """Learnable fake data in the real layout: each class brightens its own band of rows."""
-    rng = np.random.default_rng(seed)
-    path.mkdir(parents=True, exist_ok=True)
-    arrays = {}
-    for split, count in (("", n), ("_test", n_test)):
-        labels = rng.integers(0, 10, count).astype(np.uint8)
-        images = rng.integers(0, 60, (count, 28, 28)).astype(np.uint8)
-        for i, c in enumerate(labels):
-            images[i, 2 * c + 4 : 2 * c + 7] += 180
-        arrays["x" + split], arrays["y" + split] = images, labels
-    for key, stem in FILES.items():
-        write_idx(path / (stem + (".gz" if gz else "")), arrays[key], gz=gz)
-    return arrays
 
 
 @pytest.mark.parametrize("gz", [True, False])

@@ -25,6 +25,14 @@ class Capabilities:
     param_partition: bool = False  # constructor takes (name, param) pairs and splits them itself (Muon)
 
 
+def evaluate_closure(closure) -> torch.Tensor | None:
+    """The loss from `step(closure)`'s closure, with gradients on (step itself runs under no_grad)."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
 def capabilities(optimizer_cls: type, cfg: DictConfig) -> Capabilities:
     declared = dict(cfg.get("capabilities") or {})
     values = {f.name: bool(declared.get(f.name, getattr(optimizer_cls, f.name, False))) for f in fields(Capabilities)}

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from bench.optimizers import evaluate_closure
+
 
 class AdaHessian(torch.optim.Optimizer):
     needs_hvp = True
@@ -57,10 +59,7 @@ class AdaHessian(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
         params = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
         if self._steps % self.update_period == 0:
             self._hessian_diagonal(params)

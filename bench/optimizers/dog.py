@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import torch
 
+from bench.optimizers import evaluate_closure
+
 
 class DoG(torch.optim.Optimizer):
     layerwise = False
@@ -33,10 +35,7 @@ class DoG(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:

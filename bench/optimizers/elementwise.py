@@ -33,6 +33,8 @@ from typing import Any, Callable
 
 import torch
 
+from bench.optimizers import evaluate_closure
+
 #: below this many parameters an eager step is already cheap and compile time dominates
 AUTO_COMPILE_NUMEL = 1_000_000
 
@@ -150,10 +152,7 @@ class ElementwiseOptimizer(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable | None = None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
         fast = self.implementation == "compiled"
         cache: dict = {}
         for group in self.param_groups:

@@ -13,11 +13,10 @@ so it is not used here; see docs/OPTIMIZERS.md.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from bench.optimizers.elementwise import ElementwiseOptimizer, cautious
+from bench.optimizers.adamw import AdamW
+from bench.optimizers.elementwise import cautious
 
 
 def nadamw_kernel(p, g, m, v, *, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
@@ -31,19 +30,12 @@ def nadamw_kernel(p, g, m, v, *, lr: float, beta1: float, beta2: float, eps: flo
     p.sub_(n / (v.sqrt() / bias2_sqrt + eps) * (lr / bias1))
 
 
-class NAdamW(ElementwiseOptimizer):
-    state_names = ("exp_avg", "exp_avg_sq")
+class NAdamW(AdamW):
+    """AdamW's state, hyperparameters and validation with the Nesterov kernel; no weight decay
+    by default, as in the AlgoPerf baseline."""
+
     kernel = staticmethod(nadamw_kernel)
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, cautious: bool = False, compile="auto"):
-        if lr <= 0 or eps < 0 or not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"invalid NAdamW hyperparameters: lr={lr}, betas={betas}, eps={eps}")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                                      cautious=cautious), compile)
-
-    def scalars(self, group: dict, step: int) -> dict:
-        beta1, beta2 = group["betas"]
-        return dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
-                    bias1=1 - beta1**step, bias2_sqrt=math.sqrt(1 - beta2**step),
-                    cautious_mask=bool(group["cautious"]))
+        super().__init__(params, lr, betas, eps, weight_decay, cautious, compile)

@@ -17,6 +17,8 @@ from typing import Callable, Iterable
 
 import torch
 
+from bench.optimizers import evaluate_closure
+
 DEFAULT_EXCLUDE = ("embed", "wte", "wpe", "lm_head", "head", "output", "classifier")
 
 
@@ -59,10 +61,7 @@ class Partitioned(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
         for part in self.parts:
             part.step()
         return loss

@@ -19,6 +19,8 @@ import math
 
 import torch
 
+from bench.optimizers import evaluate_closure
+
 
 class Prodigy(torch.optim.Optimizer):
     implementation = "foreach"
@@ -36,10 +38,7 @@ class Prodigy(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
         first = self.param_groups[0]
         beta1, beta2 = first["betas"]
         beta3 = first["beta3"] if first["beta3"] is not None else math.sqrt(beta2)

@@ -11,6 +11,8 @@ import math
 
 import torch
 
+from bench.optimizers import evaluate_closure
+
 
 class Twin(torch.optim.Optimizer):
     """Out-of-place update per parameter: `update(p, g, state, group) -> new p`."""
@@ -20,10 +22,7 @@ class Twin(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:

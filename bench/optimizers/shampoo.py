@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from bench.optimizers import evaluate_closure
+
 
 def matrix_power(h: torch.Tensor, exponent: float, floor: float) -> torch.Tensor:
     """h^exponent for a symmetric h >= floor * I, computed in float64: in float32 a statistic's
@@ -46,10 +48,7 @@ class Shampoo(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:

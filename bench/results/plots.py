@@ -124,6 +124,8 @@ def lr_sensitivity(table: pd.DataFrame, benchmark: str, colour: dict | None = No
                     transform=ax.get_xaxis_transform(), clip_on=False, label=missed_label)
             missed_label = None
     ax.set_xscale("log")
+    if mode == "min" and _spans_decades(ax):  # losses, suboptimality gaps
+        ax.set_yscale("log")
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel(_ylabel(metric, mode) + ", median over seeds")
     ax.set_title(f"{benchmark}: learning-rate sensitivity (✕ = diverged)")

@@ -216,7 +216,9 @@ def _run(cfg, rid, run_dir: Path, world: World, device, task, model, optimizer, 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     summary: dict[str, Any] = {**_header(cfg, rid, task.metric, task.mode, task.optimum),
-                               "implementation": implementation(optimizer), "started_at": time.time()}
+                               "implementation": implementation(optimizer), "started_at": time.time(),
+                               # one-time kernel compilation in the constructor, off the training clock
+                               "compile_time_s": getattr(optimizer, "compile_time_s", 0.0)}
     if world.size > 1:
         summary["world_size"] = world.size
     interrupts = Interrupts(immediate=world.size == 1, agree=world.any if world.size > 1 else None)
