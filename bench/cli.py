@@ -3,13 +3,12 @@ run directories or the config tree."""
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import List, Optional
 
 import typer
 
-from bench import BenchError
+from bench.cli_errors import fail, guarded
 from bench.config import GROUPS, choices, description
 
 app = typer.Typer(
@@ -19,28 +18,6 @@ app = typer.Typer(
 )
 
 PLURAL = {"tasks": "task", "optimizers": "optimizer", "schedules": "schedule", "loggers": "logger"}
-
-
-def fail(message: str, code: int = 2) -> None:
-    """One line on stderr, a non-zero exit, no traceback (BENCH_DEBUG=1 re-raises instead)."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def guarded(fn, *args, **kwargs):
-    """Call fn: bad input (BenchError) becomes one line and exit 2, Ctrl-C exit 130 (the shell's
-    convention) instead of click's "Aborted!" and 1; BENCH_DEBUG=1 re-raises instead."""
-    try:
-        return fn(*args, **kwargs)
-    except BenchError as exc:
-        if os.environ.get("BENCH_DEBUG"):
-            raise
-        fail(str(exc))
-    except KeyboardInterrupt:
-        if os.environ.get("BENCH_DEBUG"):
-            raise
-        typer.echo("interrupted", err=True)
-        raise typer.Exit(130) from None
 
 
 RUN_HELP = """Train one configuration, or a sweep with -m, into runs/<run_id>/.
@@ -288,86 +265,9 @@ def check(
     raise typer.Exit(result.exit_code)
 
 
-perf_app = typer.Typer(help="Performance benchmarks of bench itself, each against plain PyTorch in the same "
-                       "process; results are ratios of medians (record them in docs/BENCHMARKS.md).",
-                       no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+from bench.perf.cli import perf_app  # noqa: E402  (typer only; the work is imported lazily)
+
 app.add_typer(perf_app, name="perf")
-
-
-@perf_app.command("loop")
-def perf_loop(
-    overrides: Optional[List[str]] = typer.Argument(None, help="overrides added to every case, e.g. optimizer=sgd"),
-    case: Optional[List[str]] = typer.Option(None, "--case", "-c", help="logreg | fashion_mnist (repeatable; default: both)"),
-    repeats: int = typer.Option(7, "--repeats", "-n", help="runs of each loop per case, alternated"),
-    threads: int = typer.Option(1, "--threads", help="torch threads (1: steadier on a shared machine)"),
-    clock: str = typer.Option("wall", "--clock", help="wall | cpu (process CPU time over the same intervals: "
-                              "waiting for a busy core counts for neither side)"),
-    fmt: str = typer.Option("table", "--format", "-f", help="table | json"),
-) -> None:
-    """P1, harness overhead: bench's training loop vs a hand-written minimal PyTorch loop on the
-    same task, model, optimizer, batches and steps, evaluation off both clocks. Goals: <= 1.05x
-    on full-batch logreg (a step is ~0.1 ms, so loop bookkeeping shows), <= 1.02x on the
-    Fashion-MNIST CNN.
-
-    \b
-      bench perf loop                          both cases, 7 repeats each
-      bench perf loop -c logreg optimizer=sgd  one case, another optimizer
-      bench perf loop --clock cpu -n 15        on a busy machine
-    """
-    from bench.perf.loop import CASES, measure, render
-
-    if fmt not in ("table", "json"):
-        fail(f"unknown --format {fmt!r}; use table or json")
-    if clock not in ("wall", "cpu"):
-        fail(f"unknown --clock {clock!r}; use wall or cpu")
-    if repeats < 1 or threads < 1:
-        fail("--repeats and --threads must be >= 1")
-    names = case or list(CASES)
-    unknown = [n for n in names if n not in CASES]
-    if unknown:
-        fail(f"unknown perf loop case {unknown[0]!r}; choose one of: {', '.join(CASES)}")
-    results = []
-    for name in names:
-        typer.echo(f"P1 {name}: {repeats} x (bench loop, minimal loop) ...", err=True)
-        results.append(guarded(measure, name, list(overrides or []), repeats, threads, clock))
-    text = render(results, fmt)
-    if text is not None:
-        typer.echo(text)
-
-
-@perf_app.command("optimizers")
-def perf_optimizers(
-    names: Optional[List[str]] = typer.Argument(None, help="optimizer names (default: every element-wise one)"),
-    width: int = typer.Option(1024, "--width", help="width of the square Linear layers"),
-    layers: int = typer.Option(10, "--layers", help="number of layers (10 x 1024 wide = 10.5M parameters)"),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
-    repeats: int = typer.Option(20, "--repeats", "-n", help="timed steps per optimizer (the median is shown)"),
-    clock: str = typer.Option("wall", "--clock", help="wall | cpu (process CPU time: steadier on a busy machine)"),
-    threads: int = typer.Option(0, "--threads", help="torch threads (0: torch's default)"),
-) -> None:
-    """Optimizer step time on a >= 10M-parameter model: ms/step, the fraction of same-process
-    tensor-copy bandwidth the step reaches (bytes an ideal single pass moves / time), compile time
-    (ours, off the clock) and the speed-up over pytorch-optimizer's implementation.
-
-    \b
-      bench perf optimizers                       every element-wise optimizer
-      bench perf optimizers lion adamw -n 50      a few, more steps
-      bench perf optimizers --clock cpu --threads 1   on a shared machine
-    """
-    from bench.config import choices
-    from bench.optimizers.perf import ELEMENTWISE
-    from bench.optimizers.perf import run as run_perf
-
-    chosen = list(names or ELEMENTWISE)
-    unknown = [n for n in chosen if n not in choices("optimizer")]
-    if unknown:
-        fail(f"unknown optimizer {unknown[0]!r}; choose from: {', '.join(choices('optimizer'))}")
-    if min(width, layers, repeats) < 1:
-        fail("--width, --layers and --repeats must be >= 1")
-    try:
-        run_perf(chosen, width, layers, device, repeats, clock, threads or None, echo=typer.echo)
-    except ValueError as exc:
-        fail(str(exc))
 
 
 @app.command()
