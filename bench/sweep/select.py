@@ -49,7 +49,13 @@ def median(values: list[float | None]) -> float | None:
 
 
 def spread(values: list[float]) -> dict[str, Any]:
+    """The seeds' median with its 95% bootstrap interval (as the leaderboard computes it), plus
+    mean and standard deviation; None where undefined (no values; an interval of one value)."""
+    from bench.results.stats import bootstrap
+
     if not values:
-        return {"n": 0, "mean": None, "std": None}
-    return {"n": len(values), "mean": statistics.fmean(values),
-            "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+        return {"n": 0, "median": None, "lo": None, "hi": None, "mean": None, "std": None}
+    est = bootstrap(values)
+    finite = lambda x: x if math.isfinite(x) else None
+    return {"n": len(values), "median": finite(est.value), "lo": finite(est.lo), "hi": finite(est.hi),
+            "mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}

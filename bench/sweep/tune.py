@@ -169,12 +169,12 @@ def manifest(sid: str, command: str, budget: Budget, fixed: list[str], points: l
 
 
 def report(data: dict[str, Any]) -> str:
-    rows = [("point", "metric", "median of study bests", "best point", "seeds mean ± sd")]
+    rows = [("point", "metric", "median of study bests", "best point", "re-run seeds: median [95% CI]")]
     for p in data["points"]:
         fmt = lambda v: "-" if v is None else f"{v:.4g}"
         best = " ".join(f"{k}={v:.3g}" for k, v in p["best"]["params"].items()) if p["best"] else "-"
         s = p["seeds"]
-        seeds = f"{fmt(s['mean'])} ± {fmt(s['std'])} (n={s['n']})" if s["n"] else "-"
+        seeds = f"{fmt(s['median'])} [{fmt(s['lo'])}, {fmt(s['hi'])}] (n={s['n']})" if s["n"] else "-"
         metric = f"{p['metric']} ({'higher' if p['mode'] == 'max' else 'lower'} is better)"
         rows.append((p["label"], metric, f"{fmt(p['median_study_best'])} (of {len(p['study_best'])})", best, seeds))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
