@@ -89,7 +89,7 @@ def list_options(
     Console(width=max(160, Console().width)).print(table)
 
 
-@app.command()
+@app.command(short_help="Run a small real sweep (about a minute, no downloads): leaderboard, plots, report.")
 def demo(
     out: str = typer.Option("runs/demo", "--out", "-o", help="folder for runs/, plots/ and report.html"),
 ) -> None:
@@ -137,7 +137,7 @@ Filters: task=NAME[,NAME] optimizer=NAME[,NAME] (or --task/--optimizer). Directo
 not finished runs (running, crashed, corrupt, foreign) are listed once on stderr and skipped."""
 
 
-@app.command(epilog=RESULTS_EPILOG)
+@app.command(epilog=RESULTS_EPILOG, short_help="Per-task leaderboards with n and 95% CIs, ranked against a baseline.")
 def leaderboard(
     filters: Optional[List[str]] = typer.Argument(None, help="task=NAME / optimizer=NAME filters"),
     runs: str = typer.Option("runs", "--runs", "-r", help="runs root to read (runs_root of `bench run`)"),
@@ -164,7 +164,7 @@ def leaderboard(
                   explicit_baseline=baseline != "adamw")
 
 
-@app.command(epilog=RESULTS_EPILOG)
+@app.command(epilog=RESULTS_EPILOG, short_help="Learning curves, LR sensitivity, performance profiles, tuning-budget curves.")
 def plot(
     filters: Optional[List[str]] = typer.Argument(None, help="task=NAME / optimizer=NAME filters"),
     runs: str = typer.Option("runs", "--runs", "-r", help="runs root to read"),
@@ -192,7 +192,7 @@ def plot(
     guarded(plot_command, runs, tasks, optimizers, out, kinds, x, measure)
 
 
-@app.command(epilog=RESULTS_EPILOG)
+@app.command(epilog=RESULTS_EPILOG, short_help="One self-contained HTML report: leaderboards, figures, run metadata.")
 def report(
     filters: Optional[List[str]] = typer.Argument(None, help="task=NAME / optimizer=NAME filters"),
     runs: str = typer.Option("runs", "--runs", "-r", help="runs root to read"),
@@ -225,7 +225,7 @@ def report(
                   explicit_baseline=baseline != "adamw", argv=argv)
 
 
-@app.command()
+@app.command(short_help="Regression gate for CI: a small sweep vs a committed baseline.")
 def check(
     sweep: str = typer.Argument("ci", help="check sweep: a name in bench/conf/check, or a path to a yaml file"),
     baseline: Optional[str] = typer.Option(None, "--baseline", "-b",
@@ -270,7 +270,7 @@ from bench.perf.cli import perf_app  # noqa: E402  (typer only; the work is impo
 app.add_typer(perf_app, name="perf")
 
 
-@app.command()
+@app.command(short_help="Reproduce a claim from the optimizer literature with one command.")
 def experiment(
     args: Optional[List[str]] = typer.Argument(None, help="NAME (or experiment=NAME); scale=... is also accepted"),
     scale: str = typer.Option("cpu", "--scale", "-s", help="cpu (this machine, < 15 min) | gpu (real sizes) | test (seconds)"),

@@ -8,12 +8,13 @@ import typer
 
 from bench.cli_errors import fail, guarded
 
-perf_app = typer.Typer(help="Performance benchmarks of bench itself, each against plain PyTorch in the same "
+perf_app = typer.Typer(short_help="Benchmarks of bench itself: harness overhead, optimizer step speed.",
+                       help="Performance benchmarks of bench itself, each against plain PyTorch in the same "
                        "process; results are ratios of medians (record them in docs/BENCHMARKS.md).",
                        no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 
-@perf_app.command("loop")
+@perf_app.command("loop", short_help="P1: bench's training loop vs a hand-written PyTorch loop (harness overhead).")
 def perf_loop(
     overrides: Optional[List[str]] = typer.Argument(None, help="overrides added to every case, e.g. optimizer=sgd"),
     case: Optional[List[str]] = typer.Option(None, "--case", "-c", help="logreg | fashion_mnist (repeatable; default: both)"),
@@ -54,7 +55,7 @@ def perf_loop(
         typer.echo(text)
 
 
-@perf_app.command("optimizers")
+@perf_app.command("optimizers", short_help="P2: optimizer step time and memory bandwidth vs a tensor copy.")
 def perf_optimizers(
     names: Optional[List[str]] = typer.Argument(None, help="optimizer names (default: every element-wise one)"),
     width: int = typer.Option(1024, "--width", help="width of the square Linear layers"),
