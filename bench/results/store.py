@@ -10,7 +10,6 @@ a runs root can make loading raise.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 from dataclasses import dataclass, field
@@ -20,18 +19,15 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from bench.results import scan
+from bench.results.scan import Skipped
+
 INDEX = Path(".index") / "runs-v1.parquet"
 REQUIRED = ("task", "optimizer", "status", "metric", "mode")
 #: nested summary keys kept as JSON text in the cache (their shapes vary between optimizers/tasks)
 AS_JSON = ("hyperparameters", "task_info", "error")
 #: bookkeeping columns of the cache, dropped from what callers see
 STAMPS = ("_summary_stamp", "_metrics_stamp")
-
-
-@dataclass(frozen=True)
-class Skipped:
-    path: str
-    reason: str
 
 
 @dataclass
@@ -93,30 +89,6 @@ def read_curve(run_dir: Path, run_id: str) -> tuple[pd.DataFrame | None, str | N
     return long[["run_id", "step", "time", "items", "metric", "value"]].reset_index(drop=True), problem
 
 
-def _stamp(path: str) -> str | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return f"{st.st_mtime_ns}:{st.st_size}"
-
-
-def _is_locked(run_dir: Path) -> bool:
-    """True when a live process holds the run's lock (it is still running)."""
-    try:
-        fd = os.open(run_dir / ".lock", os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-
-
 def _config_facts(run_dir: str) -> dict[str, str]:
     """Top-level `steps` and the task's scalar settings from config.yaml. A line scan rather than
     a YAML parse: the file is OmegaConf's own output, and parsing 10,000 of them costs seconds."""
@@ -173,59 +145,6 @@ def _parse(run_dir: str) -> tuple[dict[str, Any] | None, str | None]:
     return _flatten(summary, run_dir), None
 
 
-def _metrics_problem(run_dir: str) -> str | None:
-    """Checks only the last byte: every complete record ends in a newline."""
-    try:
-        with open(f"{run_dir}/metrics.jsonl", "rb") as f:
-            f.seek(0, os.SEEK_END)
-            if f.tell() == 0:
-                return "metrics.jsonl is empty; no learning curve"
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                return "metrics.jsonl ends in a partial line (truncated); its curve stops at the last complete line"
-    except OSError:
-        return "no metrics.jsonl; no learning curve"
-    return None
-
-
-#: how deep folders of runs may nest under a runs root (runs/experiments/<name>/<run_id>)
-NESTING = 3
-
-
-def _run_dirs(base: str, rel: str, skipped: list[Skipped], depth: int = 0) -> list[str]:
-    """Paths (relative to `base`) of the run directories under it. A folder that is neither a run
-    (summary.json or config.yaml) nor holds runs further down is listed in `skipped` as foreign.
-    Hidden folders (.index, .sweeps) are bench's own bookkeeping."""
-    try:
-        names = sorted(e.name for e in os.scandir(f"{base}/{rel}" if rel else base)
-                       if e.is_dir() and not e.name.startswith("."))
-    except OSError:
-        return []
-    found = []
-    for name in names:
-        path = f"{rel}/{name}" if rel else name
-        full = f"{base}/{path}"
-        if os.path.exists(f"{full}/summary.json") or os.path.exists(f"{full}/config.yaml") or depth == NESTING:
-            found.append(path)
-            continue
-        inner: list[Skipped] = []
-        below = _run_dirs(base, path, inner, depth + 1)
-        if below:
-            found += below
-            skipped += inner
-        else:
-            skipped.append(Skipped(full, "not a run directory (no summary.json or config.yaml)"))
-    return found
-
-
-def _unfinished_reason(run_dir: Path) -> str:
-    if not (run_dir / "config.yaml").exists():
-        return "not a run directory (no summary.json or config.yaml)"
-    if _is_locked(run_dir):
-        return "still running (its lock is held); no summary.json yet"
-    return "unfinished (no summary.json: crashed or interrupted); re-running the same config redoes it"
-
-
 def _coerce(frame: pd.DataFrame) -> pd.DataFrame:
     """Give every object column one type so parquet can store it: all-numeric columns become
     floats, anything mixed becomes text."""
@@ -268,7 +187,7 @@ def load(root: str | Path, cache: bool = True) -> Runs:
     skipped: list[Skipped] = []
     if not root.is_dir():
         return Runs(root, pd.DataFrame(columns=["run_id", *REQUIRED, "run_dir"]), skipped)
-    dirs = _run_dirs(os.fspath(root), "", skipped)
+    dirs = scan.run_dirs(os.fspath(root), "", skipped)
 
     index = _read_index(root / INDEX) if cache else None
     known: dict[str, tuple[int, str, str]] = {}
@@ -278,11 +197,11 @@ def load(root: str | Path, cache: bool = True) -> Runs:
     reused, fresh = [], []
     base = os.fspath(root)
     for name in dirs:
-        summary_stamp = _stamp(f"{base}/{name}/summary.json")
+        summary_stamp = scan.stamp(f"{base}/{name}/summary.json")
         if summary_stamp is None:
-            skipped.append(Skipped(str(root / name), _unfinished_reason(root / name)))
+            skipped.append(Skipped(str(root / name), scan.unfinished_reason(root / name)))
             continue
-        metrics_stamp = _stamp(f"{base}/{name}/metrics.jsonl")
+        metrics_stamp = scan.stamp(f"{base}/{name}/metrics.jsonl")
         hit = known.get(name)
         if hit is not None and hit[1] == summary_stamp and hit[2] == metrics_stamp:
             reused.append(hit[0])
@@ -293,7 +212,7 @@ def load(root: str | Path, cache: bool = True) -> Runs:
             skipped.append(Skipped(run_dir, reason))
             continue
         row.update(_dir=name, _summary_stamp=summary_stamp, _metrics_stamp=metrics_stamp,
-                   curve_problem=_metrics_problem(run_dir))
+                   curve_problem=scan.metrics_problem(run_dir))
         fresh.append(row)
 
     parts = [] if index is None else [index.iloc[reused]]
