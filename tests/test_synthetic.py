@@ -11,8 +11,9 @@ from conftest import only_run, read_run
 from bench import BenchError
 from bench.config import option_defaults
 from bench.tasks import synthetic as S
+from bench.tasks.quadratic import Quadratic
 
-FUNCTIONS = [S.Rosenbrock, S.Rastrigin, S.Ackley, S.StyblinskiTang, S.Levy, S.Griewank, S.Zakharov, S.Quadratic]
+FUNCTIONS = [S.Rosenbrock, S.Rastrigin, S.Ackley, S.StyblinskiTang, S.Levy, S.Griewank, S.Zakharov, Quadratic]
 SUMS = [cls for cls in FUNCTIONS if cls.sum_of_terms]
 
 
@@ -153,7 +154,7 @@ def test_bad_options_are_one_line_errors():
     with pytest.raises(BenchError, match="float32, float64"):
         S.Levy(dtype="bf16")
     with pytest.raises(BenchError, match="condition_number"):
-        S.Quadratic(condition_number=0.5)
+        Quadratic(condition_number=0.5)
 
 
 def quadratic_hessian(task):
@@ -163,7 +164,7 @@ def quadratic_hessian(task):
 
 @pytest.mark.parametrize("dim,block", [(6, 4), (9, 256)])  # padded last block; one dense rotation
 def test_quadratic_spectrum_is_log_spaced_and_rotated(dim, block):
-    task = S.Quadratic(dim=dim, condition_number=100.0, rotation_block=block)
+    task = Quadratic(dim=dim, condition_number=100.0, rotation_block=block)
     hess = quadratic_hessian(task)
     expected = torch.logspace(0, 2, dim, dtype=torch.float64)
     assert torch.allclose(torch.linalg.eigvalsh(hess), expected, rtol=1e-10)
@@ -174,15 +175,15 @@ def test_quadratic_spectrum_is_log_spaced_and_rotated(dim, block):
 
 
 def test_quadratic_instance_follows_rotation_seed():
-    base = quadratic_hessian(S.Quadratic(dim=5, seed=0))
-    assert torch.equal(base, quadratic_hessian(S.Quadratic(dim=5, seed=9, rotation_seed=0)))
-    assert not torch.allclose(base, quadratic_hessian(S.Quadratic(dim=5, seed=9)))
+    base = quadratic_hessian(Quadratic(dim=5, seed=0))
+    assert torch.equal(base, quadratic_hessian(Quadratic(dim=5, seed=9, rotation_seed=0)))
+    assert not torch.allclose(base, quadratic_hessian(Quadratic(dim=5, seed=9)))
 
 
 def test_every_synthetic_yaml_builds_its_class_with_defaults():
     for name, cls in [("rosenbrock", S.Rosenbrock), ("rastrigin", S.Rastrigin), ("ackley", S.Ackley),
                       ("styblinski_tang", S.StyblinskiTang), ("levy", S.Levy), ("griewank", S.Griewank),
-                      ("zakharov", S.Zakharov), ("quadratic", S.Quadratic)]:
+                      ("zakharov", S.Zakharov), ("quadratic", Quadratic)]:
         node = option_defaults("task", name)
         assert node._target_ == f"{cls.__module__}.{cls.__name__}" and node.target is not None
         assert node.batch_size == 0 and node.noise == 0.0
