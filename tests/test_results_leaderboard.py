@@ -159,3 +159,24 @@ def test_each_benchmark_table_names_its_own_metric(tmp_path):
     assert "final val/loss (median [95% CI])" in reg and "val/acc" not in reg
     assert "nan" not in md and "| ∞ | ∞ |" not in md
     assert "| 0.3 [0.3, 0.3] n=2 | ∞ 0/2 | ∞ 0/2 |" in reg  # no target set: never reached
+
+
+def test_fresh_seed_reruns_are_the_tuned_best_and_its_estimate(tmp_path):
+    root = tmp_path / "runs"
+    search = {"phase": "search"}
+    # bench tune's search: lr=0.1 looked best on its one seed and was re-run over fresh seeds
+    write_run(root, optimizer="adamw", lr=0.1, seed=0, value=0.10, extra=search)
+    write_run(root, optimizer="adamw", lr=0.03, seed=0, value=0.15, extra=search)
+    for seed, v in zip((1, 2, 3), (0.30, 0.32, 0.34), strict=True):
+        write_run(root, optimizer="adamw", lr=0.1, seed=seed, value=v, extra={"phase": "seeds"})
+    # an optimizer without a seeds phase keeps its best trial, judged on the seeds that chose it
+    write_run(root, optimizer="sgd", lr=0.1, seed=0, value=0.25)
+    write_run(root, optimizer="sgd", lr=0.3, seed=0, value=0.40)
+    board = lb.leaderboard(store.load(root).table).set_index("optimizer")
+    adamw, sgd = board.loc["adamw"], board.loc["sgd"]
+    assert adamw["n"] == 3 and adamw["final"] == pytest.approx(0.32) and adamw["fresh_seeds"]
+    assert adamw["trials"] == 2 and adamw["hyperparameters"].startswith("lr=0.1")
+    assert sgd["n"] == 1 and sgd["final"] == pytest.approx(0.25) and not sgd["fresh_seeds"]
+    text = lb.caveats(board.reset_index())
+    assert lb.FRESH in text and lb.CAVEAT in text
+    assert lb.caveats(board.loc[["adamw"]]) == lb.FRESH

@@ -6,8 +6,10 @@ benchmark; its *seeds* are the runs of that setting. An optimizer's *tuned best*
 the best median final metric over its seeds (ties: more seeds, then the lower setting key). Runs
 that diverged or failed count as misses (worst possible), never as absent.
 
-Caveat printed with every board: the tuned best's seeds also chose it, so with many trials and
-few seeds its number is optimistic. Re-run the winner with fresh seeds for a clean estimate.
+Fresh seeds. Where `bench tune` re-ran its chosen setting over fresh seeds (runs with phase
+"seeds"), that setting is the tuned best and only those runs are its estimate: seeds that did not
+take part in the choice give an unbiased number. Elsewhere the tuned best's seeds also chose it,
+so with many trials and few seeds its number is optimistic; the board then says so (CAVEAT).
 """
 
 from __future__ import annotations
@@ -25,7 +27,14 @@ from bench.results import stats
 RULE = ("A beats B when the 95% bootstrap interval of P(a seed of A beats a seed of B) lies above 1/2 "
         "(worse: below 1/2); otherwise they tie. Rank = 1 + the number of optimizers that beat it.")
 CAVEAT = ("The tuned best's seeds also selected it, so with many trials and few seeds its value is "
-          "optimistic; re-run the winning setting with fresh seeds for an unbiased number.")
+          "optimistic; re-run the winning setting with fresh seeds for an unbiased number (bench tune does).")
+FRESH = "Final numbers of a tuned best come from its fresh-seed re-runs (bench tune's seeds phase) alone."
+
+
+def caveats(board: pd.DataFrame) -> str:
+    """What the board's final numbers rest on: fresh seeds, seeds that also chose them, or both."""
+    fresh = board["fresh_seeds"] if "fresh_seeds" in board else pd.Series(False, index=board.index)
+    return " ".join(([FRESH] if fresh.any() else []) + ([CAVEAT] if (~fresh).any() else []))
 
 
 def trials(runs: pd.DataFrame) -> pd.DataFrame:
@@ -36,9 +45,15 @@ def trials(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def tuned(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs of each (benchmark, optimizer)'s tuned-best setting."""
+    """The runs of each (benchmark, optimizer)'s tuned-best setting: its fresh-seed re-runs where
+    there are any (column fresh_seeds true), otherwise every run of the best trial."""
     if runs.empty:
-        return runs
+        return runs.assign(fresh_seeds=pd.Series(dtype=bool))
+    fresh = (runs["phase"] == "seeds") if "phase" in runs else pd.Series(False, index=runs.index)
+    confirmed = set(zip(runs.loc[fresh, "benchmark"], runs.loc[fresh, "optimizer"], strict=True))
+    judged_on_fresh = pd.Series([k in confirmed for k in zip(runs["benchmark"], runs["optimizer"], strict=True)],
+                                index=runs.index, dtype=bool)
+    runs = runs[fresh | ~judged_on_fresh].assign(fresh_seeds=judged_on_fresh)
     t = trials(runs).sort_values(["benchmark", "optimizer", "median_loss", "seeds", "setting"],
                                  ascending=[True, True, True, False, True])
     best = t.drop_duplicates(["benchmark", "optimizer"])[["benchmark", "optimizer", "setting"]]
@@ -111,6 +126,7 @@ def leaderboard(runs: pd.DataFrame, task: str | Sequence[str] | None = None, bas
                 "benchmark": bench_name, "task": g["task"].iloc[0], "metric": g["metric"].iloc[0], "mode": mode,
                 "target": _float(g["target"].iloc[0]), "optimizer": opt, "rank": 1 + beaten_by[opt],
                 "trials": mine["setting"].nunique(), "runs": len(mine), "n": len(g),
+                "fresh_seeds": bool(g["fresh_seeds"].iloc[0]),
                 "hyperparameters": describe_setting(all_runs, g["setting"].iloc[0], opt),
                 **_est("final", _flip(stats.bootstrap(losses[opt], n_boot=n_boot, level=level, seed=seed), mode)),
                 "reached": int(np.isfinite(g["steps_to_target_inf"]).sum()),

@@ -123,7 +123,7 @@ def render_html(runs: Runs, board: pd.DataFrame, across: pd.DataFrame, figures: 
     out.append(f"<p class='note'>Each optimizer at its tuned best: the trial (distinct hyperparameter setting) "
                f"with the best median final metric over seeds. Every estimate is median [95% bootstrap CI] with "
                f"its n; a miss (diverged, failed or target not reached) counts as ∞. {html.escape(lb.RULE)} "
-               f"{html.escape(lb.CAVEAT)}</p>")
+               f"{html.escape(lb.caveats(board))}</p>")
     for heading, cells in tables.sections(board, baseline):
         out.append(f"<h3>{html.escape(heading)}</h3>")
         out.append(_table(cells, verdict_col=f"vs {baseline}"))

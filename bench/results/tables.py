@@ -9,7 +9,7 @@ import math
 
 import pandas as pd
 
-from bench.results.leaderboard import CAVEAT, RULE
+from bench.results.leaderboard import RULE, caveats
 
 FORMATS = ("table", "md", "csv", "json")
 
@@ -128,7 +128,7 @@ def render(board: pd.DataFrame, fmt: str, across: pd.DataFrame | None = None, ba
             parts.append(f"### {heading}\n\n{_markdown(cells)}")
         if across is not None and not across.empty:
             parts.append(f"### Across benchmarks\n\n{_markdown(display_across(across))}")
-        parts.append(f"Rule: {RULE}\n\n{CAVEAT}")
+        parts.append(f"Rule: {RULE}\n\n{caveats(board)}")
         return "\n\n".join(parts) + "\n"
     raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
 
@@ -161,4 +161,4 @@ def print_rich(board: pd.DataFrame, across: pd.DataFrame | None = None, baseline
         for row in frame.itertuples(index=False):
             table.add_row(*map(str, row))
         console.print(table)
-    console.print(f"[dim]Rule: {RULE}\n{CAVEAT}[/dim]")
+    console.print(f"[dim]Rule: {RULE}\n{caveats(board)}[/dim]")
