@@ -161,7 +161,7 @@ def leaderboard(
 
     tasks, optimizers = guarded(parse_filters, filters, task, optimizer)
     guarded(show_leaderboard, runs, tasks, optimizers, baseline, fmt, measure,
-                  explicit_baseline=baseline != "adamw")
+            explicit_baseline=baseline != "adamw")
 
 
 @app.command(epilog=RESULTS_EPILOG, short_help="Learning curves, LR sensitivity, performance profiles, tuning-budget curves.")
@@ -222,7 +222,7 @@ def report(
         if value != default:
             argv += [flag, value]
     guarded(report_command, runs, tasks, optimizers, out, baseline, x, measure,
-                  explicit_baseline=baseline != "adamw", argv=argv)
+            explicit_baseline=baseline != "adamw", argv=argv)
 
 
 @app.command(short_help="Regression gate for CI: a small sweep vs a committed baseline.")
@@ -256,7 +256,7 @@ def check(
     if threads < 1:
         fail(f"--threads must be >= 1, got {threads}")
     result = guarded(run_check, sweep, baseline, runs, runs_root, update, threads,
-                           log=lambda line: typer.echo(line, err=True))
+                     log=lambda line: typer.echo(line, err=True))
     text = render(result, fmt)
     if text is not None:
         typer.echo(text)
