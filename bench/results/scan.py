@@ -71,7 +71,8 @@ def run_dirs(base: str, rel: str, skipped: list[Skipped], depth: int = 0) -> lis
     for name in names:
         path = f"{rel}/{name}" if rel else name
         full = f"{base}/{path}"
-        if os.path.exists(f"{full}/summary.json") or os.path.exists(f"{full}/config.yaml") or depth == NESTING:
+        # config.yaml first: every run writes it first, so a run costs one stat() here
+        if os.path.exists(f"{full}/config.yaml") or os.path.exists(f"{full}/summary.json") or depth == NESTING:
             found.append(path)
             continue
         inner: list[Skipped] = []
