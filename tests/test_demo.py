@@ -13,7 +13,7 @@ def test_demo_writes_leaderboard_plots_and_report(tmp_path, capsys):
     report = run_demo(out, spec)
     text = capsys.readouterr().out
     assert "6 cells: 0 done, 0 resumed, 6 to run" in text
-    assert "logreg: val/subopt (lower is better)" in text  # the leaderboard's title
+    assert "logreg: train/subopt (lower is better)" in text  # the leaderboard's title
     assert "sgd" in text and "adamw" in text
     html = report.read_text()
     assert report == out / "report.html" and "<img" in html and "bench tune task=logreg" in html

@@ -55,7 +55,7 @@ def test_optimum_matches_scikit_learn(dataset, classes):
     with torch.no_grad():
         model.weight.copy_(weight)
         model.bias.copy_(bias)
-    assert 0 <= task.evaluate(model)["val/subopt"] < 1e-8 * task.optimum
+    assert 0 <= task.evaluate(model)["train/subopt"] < 1e-8 * task.optimum
 
 
 @pytest.mark.parametrize("dataset,classes", [("breast_cancer", 2), ("iris", 3)])
@@ -64,8 +64,8 @@ def test_zero_model_has_objective_log_k(dataset, classes):
     task = L.LogReg(dataset=dataset)
     metrics = task.evaluate(task.model())
     assert metrics["train/loss"] == pytest.approx(math.log(classes), rel=1e-12)
-    assert metrics["val/subopt"] == pytest.approx(math.log(classes) - task.optimum, rel=1e-12)
-    assert set(metrics) == {"train/loss", "val/loss", "val/subopt", "val/acc"}
+    assert metrics["train/subopt"] == pytest.approx(math.log(classes) - task.optimum, rel=1e-12)
+    assert set(metrics) == {"train/loss", "val/loss", "train/subopt", "val/acc"}
 
 
 def test_optimum_is_cached_on_disk_and_reused(private_cache, monkeypatch):
@@ -165,9 +165,9 @@ def test_bench_run_logreg_end_to_end(bench_cli, runs_root):
                     f"runs_root={runs_root}", "progress=off")
     assert res.code == 0, res.output
     summary, lines = read_run(only_run(runs_root))
-    assert summary["status"] == "ok" and summary["metric"] == "val/subopt" and summary["mode"] == "min"
+    assert summary["status"] == "ok" and summary["metric"] == "train/subopt" and summary["mode"] == "min"
     assert summary["optimum"] == pytest.approx(L.LogReg(dataset="breast_cancer", seed=0).optimum, rel=1e-15)
     assert summary["task_info"]["dataset"] == "breast_cancer" and summary["batch_size"] == 32
     final = summary["final"]
-    assert 0 < final["val/subopt"] < lines[0]["val/subopt"]
+    assert 0 < final["train/subopt"] < lines[0]["train/subopt"]
     assert final["val/acc"] > 0.9

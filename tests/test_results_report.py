@@ -18,7 +18,7 @@ KINDS_IN_REPORT = ("profile", "curves-quad", "lr-quad", "budget-quad", "resource
 
 
 def _write_root(root):
-    for seed in range(3):
+    for seed in range(5):  # three optimizers, three pairs: 5 seeds each can be decided
         for opt, lr, value in (("adamw", 0.01, 0.2), ("adamw", 0.1, 0.3), ("lion", 0.01, 0.15), ("sgd", 0.1, 0.4)):
             write_run(root, optimizer=opt, lr=lr, seed=seed, value=value + seed / 100, target=0.35,
                       steps_to_target=40 if value < 0.35 else None, time_to_target_s=0.4 if value < 0.35 else None,
@@ -53,11 +53,11 @@ def test_report_is_self_contained_with_every_plot_kind(built):
     assert all(base64.b64decode(img)[:8] == b"\x89PNG\r\n\x1a\n" for img in images)
     # nothing to fetch: no scripts, stylesheets or remote images
     assert not re.search(r"<script|<link|src=['\"]?https?:", text)
-    assert "<h3>quad: val/loss (lower is better), target 0.35</h3>" in text
-    assert "lion" in text and "n=3" in text and "better" in text
+    assert "<h3>quad: val/loss (lower is better), target 0.35 — " in text
+    assert "lion" in text and "n=5" in text and "better (p=" in text and "Holm family" in text
     assert "summary.json is corrupt" in text and "truncated" in text  # skipped, not fatal
     assert "bench report --runs" in text
-    assert "bench run -m task=quad optimizer=lion optimizer.lr=0.01 schedule=constant steps=100 batch_size=32 seed=0,1,2" in text
+    assert "bench run -m task=quad optimizer=lion optimizer.lr=0.01 schedule=constant steps=100 batch_size=32 seed=0,1,2,3,4" in text
     assert "synthetic" in text  # environment table (host)
 
 

@@ -42,7 +42,7 @@ def test_known_minimiser_is_a_stationary_minimum_with_value_f_star(cls, dim):
     model = task.model()
     model.x.data = x_star.to(model.x.dtype)
     if model.x.dtype == torch.float64:
-        assert task.evaluate(model)["val/subopt"] == pytest.approx(0.0, abs=1e-12 * scale)
+        assert task.evaluate(model)["train/subopt"] == pytest.approx(0.0, abs=1e-12 * scale)
 
 
 def test_styblinski_tang_optimum_matches_the_literature():
@@ -195,11 +195,11 @@ def test_bench_run_rosenbrock_end_to_end(bench_cli, runs_root):
     assert res.code == 0, res.output
     summary, lines = read_run(only_run(runs_root))
     assert summary["status"] == "ok" and summary["steps"] == 60
-    assert summary["metric"] == "val/subopt" and summary["mode"] == "min" and summary["optimum"] == 0.0
+    assert summary["metric"] == "train/subopt" and summary["mode"] == "min" and summary["optimum"] == 0.0
     assert summary["task_info"]["dim"] == 2 and summary["task_info"]["noise"] == 0.01
     final = summary["final"]
-    assert final["val/subopt"] == pytest.approx(final["val/loss"]) and final["val/subopt"] > 0
-    assert lines[0]["step"] == 0 and "val/subopt" in lines[0]
+    assert final["train/subopt"] == pytest.approx(final["val/loss"]) and final["train/subopt"] > 0
+    assert lines[0]["step"] == 0 and "train/subopt" in lines[0]
 
 
 def test_adamw_drives_the_quadratic_to_its_target(bench_cli, runs_root):
@@ -207,7 +207,7 @@ def test_adamw_drives_the_quadratic_to_its_target(bench_cli, runs_root):
                     f"runs_root={runs_root}", "progress=off")
     assert res.code == 0, res.output
     summary, lines = read_run(only_run(runs_root))
-    start = lines[0]["val/subopt"]
+    start = lines[0]["train/subopt"]
     assert start > 1.0
-    assert summary["final"]["val/subopt"] < 1e-6 < start
+    assert summary["final"]["train/subopt"] < 1e-6 < start
     assert summary["steps_to_target"] is not None and summary["steps_to_target"] <= 400

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -23,12 +25,39 @@ import pandas as pd
 
 from bench.results import stats
 
-#: how an optimizer compares with another, and with the baseline: see `stats.verdict`
-RULE = ("A beats B when the 95% bootstrap interval of P(a seed of A beats a seed of B) lies above 1/2 "
-        "(worse: below 1/2); otherwise they tie. Rank = 1 + the number of optimizers that beat it.")
+#: how an optimizer compares with another, and with the baseline (see `stats.compare_family`)
+RULE = ("A beats B when the exact two-sided Wilcoxon-Mann-Whitney permutation test over their seeds rejects "
+        "'no difference' at family-wise level {alpha:g}: one Holm family per table, made of every pair of "
+        "ranked optimizers ({family} comparisons here; p-values shown are Holm-adjusted). A miss (diverged, failed, target never reached) ranks "
+        "below every finite value. Rank = 1 + the number of optimizers that beat it; rows with fewer seeds than "
+        "the family needs are listed unranked. Intervals: medians by order statistics (exact coverage), "
+        "differences by Hodges-Lehmann with the Moses interval, P(beats) by Newcombe's score interval.")
 CAVEAT = ("The tuned best's seeds also selected it, so with many trials and few seeds its value is "
           "optimistic; re-run the winning setting with fresh seeds for an unbiased number (bench tune does).")
 FRESH = "Final numbers of a tuned best come from its fresh-seed re-runs (bench tune's seeds phase) alone."
+
+
+def rule(alpha: float, family: int) -> str:
+    return RULE.format(alpha=alpha, family=family)
+
+
+def more_seeds(runs: pd.DataFrame, optimizers: Sequence[str], need: int) -> str:
+    """The command that adds seeds: the `bench tune` command that made these runs with
+    `seeds=need` (its finished runs are reused), else a `bench run -m` over seeds 0..need-1."""
+    mine = runs[runs["optimizer"].isin(optimizers)]
+    sweeps = mine["sweep"].dropna().unique() if "sweep" in mine else []
+    for sweep in sweeps:
+        for run_dir in mine.loc[mine["sweep"] == sweep, "run_dir"].head(1):
+            manifest = Path(run_dir).parent / ".sweeps" / str(sweep) / "manifest.json"
+            try:
+                command = json.loads(manifest.read_text())["command"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            command = re.sub(r"\s+seeds=\S+", "", command)
+            return f"{command} seeds={need}"
+    task = str(mine["task"].iloc[0]) if len(mine) else "TASK"
+    seeds = ",".join(str(s) for s in range(need))
+    return f"bench run -m task={task} optimizer={','.join(optimizers)} seed={seeds} (with the tuned hyperparameters)"
 
 
 def caveats(board: pd.DataFrame) -> str:
@@ -92,24 +121,89 @@ def _short(value) -> str:
     return str(value)
 
 
+ALPHA = stats.ALPHA
+
+
 def _est(prefix: str, e: stats.Estimate) -> dict:
-    return {prefix: e.value, f"{prefix}_lo": e.lo, f"{prefix}_hi": e.hi}
+    return {prefix: e.value, f"{prefix}_lo": e.lo, f"{prefix}_hi": e.hi, f"{prefix}_coverage": e.coverage,
+            f"{prefix}_needs": e.needs}
 
 
 def _flip(e: stats.Estimate, mode: str) -> stats.Estimate:
     """Back from loss orientation to the metric's own (max-mode metrics were negated)."""
-    return e if mode != "max" else stats.Estimate(-e.value, -e.hi, -e.lo, e.n)
+    return e if mode != "max" else stats.Estimate(-e.value, -e.hi, -e.lo, e.n, e.coverage, e.needs)
+
+
+def ranked_set(seeds: dict[str, int], alpha: float = ALPHA) -> tuple[set[str], int]:
+    """(the optimizers a table can rank, the seeds per side that would rank them all). The family
+    is every pair among the ranked rows, so its size depends on who is in it: take the largest
+    group of best-seeded optimizers (ties in n enter together) whose smallest n reaches min_seeds
+    of its pair count. A single optimizer forms no family and is ranked alone."""
+    counts = sorted(seeds.values(), reverse=True)
+    everyone = stats.min_seeds(max(1, len(counts) * (len(counts) - 1) // 2), alpha)
+    for size in range(len(counts), 0, -1):
+        if size < len(counts) and counts[size] == counts[size - 1]:
+            continue  # would split optimizers with equal n: all or none of them
+        if size == 1 or counts[size - 1] >= stats.min_seeds(size * (size - 1) // 2, alpha):
+            return {o for o, n in seeds.items() if n >= counts[size - 1]}, everyone
+    return set(), everyone
+
+
+def judge(losses: dict[str, np.ndarray], alpha: float = ALPHA) -> tuple[set[str], int, dict]:
+    """A table's verdicts: (ranked optimizers, seeds per side the family needs, {(a, b): Comparison}
+    for every pair of ranked optimizers, one Holm family). The calibration suite simulates this
+    function, so what it proves is what the leaderboard prints."""
+    ranked, need = ranked_set({o: len(v) for o, v in losses.items()}, alpha)
+    names = sorted(ranked)
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    return ranked, need, {(c.a, c.b): c for c in stats.compare_family(losses, pairs, alpha)}
+
+
+def budgets(runs: pd.DataFrame) -> dict[str, str]:
+    """Per benchmark, what its optimizers' tuning budgets have in common: "one sweep <id>",
+    "equal budgets (N trials each)" or "UNEQUAL budgets" (then each row says its own)."""
+    out = {}
+    for bench_name, group in runs.groupby("benchmark", sort=True):
+        trials_per = group.groupby("optimizer")["setting"].nunique()
+        sweeps = group["sweep"].dropna().unique() if "sweep" in group else []
+        if len(sweeps) == 1 and group["sweep"].notna().all():
+            out[bench_name] = f"one tuning sweep ({sweeps[0]}), {_trial_text(trials_per)}"
+        elif trials_per.nunique() == 1:
+            out[bench_name] = f"equal budgets: {int(trials_per.iloc[0])} trial(s) each"
+        else:
+            out[bench_name] = "UNEQUAL tuning budgets: compare the trials column before trusting a rank"
+    return out
+
+
+def _trial_text(trials_per: pd.Series) -> str:
+    return f"{int(trials_per.iloc[0])} trial(s) each" if trials_per.nunique() == 1 else "trials differ per row"
+
+
+def _looks(group: pd.DataFrame) -> int:
+    """How many looks a `bench tune seeds=auto` sweep took at these runs (1 otherwise): each
+    look was tested at alpha / looks, and re-judging the final data must do the same."""
+    if "looks" not in group:
+        return 1
+    looks = pd.to_numeric(group["looks"], errors="coerce").dropna()
+    return max(1, int(looks.max())) if len(looks) else 1
 
 
 def leaderboard(runs: pd.DataFrame, task: str | Sequence[str] | None = None, baseline: str = "adamw",
-                n_boot: int = stats.N_BOOT, level: float = stats.LEVEL, seed: int = 0) -> pd.DataFrame:
+                alpha: float = ALPHA, level: float = stats.LEVEL) -> pd.DataFrame:
     """One row per (benchmark, optimizer), numbers raw (see `bench.results.tables` to render).
 
-    Columns: benchmark, task, metric, mode, target, optimizer, rank, trials, runs, n,
-    hyperparameters, final (+_lo, _hi: median over the tuned best's seeds and its interval),
-    reached (seeds that hit the target), steps_to_target / time_to_target_s (+_lo, _hi; medians
-    with misses as inf), diverged / failed (over all runs of every trial), optimizer_state_bytes,
-    step_time_ms (+_lo, _hi), p_vs_baseline (+_lo, _hi), vs_baseline (better|worse|tie|baseline|"")."""
+    Per benchmark, the optimizers with enough seeds (`ranked_set`) form one Holm family of all
+    their pairwise exact rank tests on the final metric; rank = 1 + how many of them beat it.
+    Rows without enough seeds are unranked (`ranked` false, `needs` seeds per side).
+
+    Columns: benchmark, task, metric, mode, target, optimizer, ranked, rank, needs, family,
+    alpha, trials, budget_flag, runs, n, hyperparameters, final (+_lo/_hi/_coverage/_needs: median
+    and its order-statistic interval), reached, steps_to_target, time_to_target_s, step_time_ms
+    (likewise), diverged, failed, optimizer_state_bytes; against the baseline: vs_baseline
+    (baseline | better | worse | not significant | n too small | ""), p_value, p_adjusted,
+    p_beats (+_lo/_hi), shift (+_lo/_hi: Hodges–Lehmann difference of the final metric),
+    steps_ratio / time_ratio (+_lo/_hi: ratio of medians to target), detectable (the difference
+    of the final metric the table's test detects with 80% power at this n and spread)."""
     if task is not None:
         wanted = {task} if isinstance(task, str) else set(task)
         runs = runs[runs["task"].isin(wanted) | runs["benchmark"].isin(wanted)]
@@ -117,33 +211,97 @@ def leaderboard(runs: pd.DataFrame, task: str | Sequence[str] | None = None, bas
     rows = []
     for bench_name, group in best.groupby("benchmark", sort=True):
         all_runs = runs[runs["benchmark"] == bench_name]
-        mode = str(group["mode"].iloc[0])
-        losses = {o: g["loss"].to_numpy(float) for o, g in group.groupby("optimizer")}
-        beaten_by = _beaten_by(losses, n_boot, level, seed)
-        for opt, g in group.groupby("optimizer", sort=True):
-            mine = all_runs[all_runs["optimizer"] == opt]
-            row = {
-                "benchmark": bench_name, "task": g["task"].iloc[0], "metric": g["metric"].iloc[0], "mode": mode,
-                "target": _float(g["target"].iloc[0]), "optimizer": opt, "rank": 1 + beaten_by[opt],
-                "trials": mine["setting"].nunique(), "runs": len(mine), "n": len(g),
-                "fresh_seeds": bool(g["fresh_seeds"].iloc[0]),
-                "hyperparameters": describe_setting(all_runs, g["setting"].iloc[0], opt),
-                **_est("final", _flip(stats.bootstrap(losses[opt], n_boot=n_boot, level=level, seed=seed), mode)),
-                "reached": int(np.isfinite(g["steps_to_target_inf"]).sum()),
-                **_est("steps_to_target", stats.bootstrap(g["steps_to_target_inf"], n_boot=n_boot, level=level, seed=seed)),
-                **_est("time_to_target_s", stats.bootstrap(g["time_to_target_inf"], n_boot=n_boot, level=level, seed=seed)),
-                "diverged": int((mine["status"] == "diverged").sum()),
-                "failed": int((mine["status"] == "failed").sum()),
-                "optimizer_state_bytes": _median_of(g, "optimizer_state_bytes"),
-                **_est("step_time_ms", stats.bootstrap(_finite(g, "step_time_ms"), n_boot=n_boot, level=level, seed=seed)),
-            }
-            row.update(_versus(opt, baseline, losses, n_boot, level, seed))
-            rows.append(row)
+        rows += _benchmark_rows(bench_name, group, all_runs, baseline, alpha / _looks(group), level)
     board = pd.DataFrame(rows)
     if board.empty:
         return board
+    board["budget"] = board["benchmark"].map(budgets(runs))
+    board["add_seeds"] = ""
+    for bench_name, part in board.groupby("benchmark"):
+        short = part[part["needs"] > 0]
+        if len(short):
+            need = int(short["needs"].max())
+            board.loc[part.index, "add_seeds"] = more_seeds(runs[runs["benchmark"] == bench_name],
+                                                            sorted(part["optimizer"]), need)
     board["_sort"] = np.where(board["mode"] == "max", -board["final"], board["final"])
-    return board.sort_values(["benchmark", "rank", "_sort", "optimizer"]).drop(columns="_sort").reset_index(drop=True)
+    board["_rank"] = board["rank"].fillna(np.inf)
+    return (board.sort_values(["benchmark", "_rank", "_sort", "optimizer"]).drop(columns=["_sort", "_rank"])
+            .reset_index(drop=True))
+
+
+def _benchmark_rows(bench_name: str, group: pd.DataFrame, all_runs: pd.DataFrame, baseline: str,
+                    alpha: float, level: float) -> list[dict]:
+    mode = str(group["mode"].iloc[0])
+    sign = -1.0 if mode == "max" else 1.0
+    losses = {o: g["loss"].to_numpy(float) for o, g in group.groupby("optimizer")}
+    ranked, need, family = judge(losses, alpha)
+    pairs = list(family)
+    beaten = dict.fromkeys(ranked, 0)
+    for c in family.values():
+        if c.verdict in ("better", "worse"):
+            beaten[c.b if c.verdict == "better" else c.a] += 1
+    trials_per = all_runs.groupby("optimizer")["setting"].nunique()
+    usual = int(trials_per.mode().max()) if len(trials_per) else 0
+    rows = []
+    for opt, g in group.groupby("optimizer", sort=True):
+        mine = all_runs[all_runs["optimizer"] == opt]
+        row = {
+            "benchmark": bench_name, "task": g["task"].iloc[0], "metric": g["metric"].iloc[0], "mode": mode,
+            "target": _float(g["target"].iloc[0]), "optimizer": opt, "ranked": opt in ranked,
+            "rank": 1 + beaten[opt] if opt in ranked else math.nan, "needs": 0 if opt in ranked else need,
+            "family": len(pairs), "alpha": alpha,
+            "trials": int(trials_per.get(opt, 0)),
+            "budget_flag": "" if int(trials_per.get(opt, 0)) == usual else f"{int(trials_per.get(opt, 0))} trials, others {usual}",
+            "runs": len(mine), "n": len(g),
+            "fresh_seeds": bool(g["fresh_seeds"].iloc[0]),
+            "hyperparameters": describe_setting(all_runs, g["setting"].iloc[0], opt),
+            **_est("final", _flip(stats.median_ci(losses[opt], level), mode)),
+            "reached": int(np.isfinite(g["steps_to_target_inf"]).sum()),
+            **_est("steps_to_target", stats.median_ci(g["steps_to_target_inf"], level)),
+            **_est("time_to_target_s", stats.median_ci(g["time_to_target_inf"], level)),
+            "diverged": int((mine["status"] == "diverged").sum()),
+            "failed": int((mine["status"] == "failed").sum()),
+            "optimizer_state_bytes": _median_of(g, "optimizer_state_bytes"),
+            **_est("step_time_ms", stats.median_ci(_finite(g, "step_time_ms"), level)),
+        }
+        row.update(_versus(opt, baseline, group, losses, family, ranked, need, sign, alpha, level))
+        rows.append(row)
+    return rows
+
+
+_EFFECTS = ("p_beats", "shift", "steps_ratio", "time_ratio")
+
+
+def _versus(opt: str, baseline: str, group: pd.DataFrame, losses: dict, family: dict, ranked: set, need: int,
+            sign: float, alpha: float, level: float) -> dict:
+    """The row against the baseline: the family's verdict and adjusted p, and effect sizes."""
+    empty = {"vs_baseline": "", "p_value": math.nan, "p_adjusted": math.nan, "detectable": math.nan,
+             **{k: v for e in _EFFECTS for k, v in _est(e, stats.Estimate(math.nan, math.nan, math.nan, 0)).items()}}
+    if opt == baseline:
+        return {**empty, "vs_baseline": "baseline"}
+    if baseline not in losses:
+        return empty
+    mine, base = group[group["optimizer"] == opt], group[group["optimizer"] == baseline]
+    shift = stats.shift_ci(losses[opt], losses[baseline], level)
+    if sign < 0:  # back to the metric's own direction: a higher accuracy is a positive difference
+        shift = stats.Estimate(-shift.value, -shift.hi, -shift.lo, shift.n, shift.coverage, shift.needs)
+    out = {**empty,
+           **_est("p_beats", stats.p_beats_ci(losses[opt], losses[baseline], level)),
+           **_est("shift", shift),
+           **_est("steps_ratio", stats.ratio_ci(mine["steps_to_target_inf"], base["steps_to_target_inf"], level)),
+           **_est("time_ratio", stats.ratio_ci(mine["time_to_target_inf"], base["time_to_target_inf"], level))}
+    c = family.get((opt, baseline)) or family.get((baseline, opt))
+    if c is None:  # one side is unranked: not enough seeds to be in the family at all
+        return {**out, "vs_baseline": "n too small", "needs": need}
+    verdict = c.verdict
+    if c.a != opt:
+        verdict = {"better": "worse", "worse": "better"}.get(verdict, verdict)
+    n_a, n_b = len(losses[opt]), len(losses[baseline])
+    spread = math.sqrt(np.nanmean([stats.spread(losses[opt]) ** 2, stats.spread(losses[baseline]) ** 2])) \
+        if any(np.isfinite([stats.spread(losses[opt]), stats.spread(losses[baseline])])) else math.nan
+    detectable = stats.detectable_shift(n_a, n_b, alpha / max(1, len(family))) * spread
+    return {**out, "vs_baseline": verdict, "p_value": c.p, "p_adjusted": c.p_adjusted,
+            "needs": c.needs or (0 if opt in ranked else need), "detectable": detectable}
 
 
 def _float(value) -> float:
@@ -163,31 +321,6 @@ def _finite(frame: pd.DataFrame, col: str) -> np.ndarray:
 def _median_of(frame: pd.DataFrame, col: str) -> float:
     x = _finite(frame, col)
     return float(np.median(x)) if len(x) else math.nan
-
-
-def _beaten_by(losses: dict[str, np.ndarray], n_boot: int, level: float, seed: int) -> dict[str, int]:
-    """How many optimizers beat each one under RULE (every pair tested once)."""
-    names = sorted(losses)
-    count = dict.fromkeys(names, 0)
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            outcome = stats.verdict(stats.probability_of_improvement(losses[a], losses[b], n_boot, level, seed))
-            if outcome == "better":
-                count[b] += 1
-            elif outcome == "worse":
-                count[a] += 1
-    return count
-
-
-def _versus(opt: str, baseline: str, losses: dict, n_boot: int, level: float, seed: int) -> dict:
-    if opt == baseline:
-        return {"p_vs_baseline": math.nan, "p_vs_baseline_lo": math.nan, "p_vs_baseline_hi": math.nan,
-                "vs_baseline": "baseline"}
-    if baseline not in losses:
-        return {"p_vs_baseline": math.nan, "p_vs_baseline_lo": math.nan, "p_vs_baseline_hi": math.nan,
-                "vs_baseline": ""}
-    p = stats.probability_of_improvement(losses[opt], losses[baseline], n_boot, level, seed)
-    return {**_est("p_vs_baseline", p), "vs_baseline": stats.verdict(p)}
 
 
 def _cells(best: pd.DataFrame, col: str) -> dict[str, dict[str, np.ndarray]]:
@@ -210,20 +343,19 @@ def target_times(runs: pd.DataFrame, measure: str = "time") -> tuple[list[str], 
     return benchmarks, optimizers, times
 
 
-def across_tasks(runs: pd.DataFrame, measure: str = "time", tau_max: float = 4.0, n_boot: int = stats.N_BOOT,
-                 level: float = stats.LEVEL, seed: int = 0) -> pd.DataFrame:
+def across_tasks(runs: pd.DataFrame, measure: str = "time", tau_max: float = 4.0) -> pd.DataFrame:
     """One row per optimizer: tasks run, tasks solved (median seed reached the target), mean rank
-    by final metric (interval over seeds, n = benchmarks) and the AlgoPerf area score of the
+    by median final metric (descriptive, n = benchmarks) and the AlgoPerf area score of the
     time-to-target performance profile (tau up to tau_max; a missed or absent task scores 0)."""
     benchmarks, optimizers, times = target_times(runs, measure)
     if not optimizers:
         return pd.DataFrame()
-    ranks = stats.mean_rank(_cells(tuned(runs), "loss"), optimizers, n_boot, level, seed)
+    ranks = stats.mean_rank(_cells(tuned(runs), "loss"), optimizers)
     score = stats.area_score(stats.time_ratios(times), tau_max)
     present = runs.groupby("optimizer")["benchmark"].nunique()
     rows = [{"optimizer": o, "benchmarks": int(present.get(o, 0)), "solved": int(np.isfinite(times[:, j]).sum()),
-             "mean_rank": ranks[o].value, "mean_rank_lo": ranks[o].lo, "mean_rank_hi": ranks[o].hi,
-             "n": ranks[o].n, "area_score": float(score[j])} for j, o in enumerate(optimizers)]
+             "mean_rank": ranks[o], "n": len(benchmarks), "area_score": float(score[j])}
+            for j, o in enumerate(optimizers)]
     return pd.DataFrame(rows).sort_values(["mean_rank", "optimizer"]).reset_index(drop=True)
 
 

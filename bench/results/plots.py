@@ -1,5 +1,5 @@
 """Figures, readable at a glance: labelled axes with units, one colour per optimizer everywhere
-(pass the same `colours` to every figure), medians with 95% bootstrap bands, misses marked.
+(pass the same `colours` to every figure), medians with distribution-free 95% bands (from 6 seeds), misses marked.
 
 Each function returns a matplotlib Figure (no pyplot global state); `save` writes PNG and SVG."""
 
@@ -27,7 +27,6 @@ PREFERRED = {"adamw": "tab:blue", "adam": "tab:orange", "sgd": "tab:green", "lio
 DASHES = ["-", "--", "-.", ":"]
 SPARE = ["#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1",
          "#636363", "#9c9ede", "#cedb9c", "#e7ba52", "#e7969c", "#de9ed6"]
-N_BOOT = 500  # per plotted point; the bands are for the eye, the tables carry the 2000-sample CIs
 
 
 def colours(optimizers: Iterable[str]) -> dict[str, str]:
@@ -52,13 +51,13 @@ def _figure(ncols: int = 1, width: float = 6.0) -> tuple[Figure, list]:
 
 
 def _band(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Median and 95% bootstrap band across seeds (columns) at each row, ignoring absent seeds."""
+    """Median and its distribution-free 95% interval across seeds (columns) at each row, ignoring
+    absent seeds; no band (lo = hi = median) where the seeds are too few for one (< 6)."""
     med, lo, hi = (np.full(len(matrix), np.nan) for _ in range(3))
     for i, row in enumerate(matrix):
-        x = row[~np.isnan(row)]
-        e = stats.bootstrap(x, n_boot=N_BOOT)
+        e = stats.median_ci(row[~np.isnan(row)])
         med[i] = e.value
-        lo[i], hi[i] = (e.lo, e.hi) if e.n > 1 else (e.value, e.value)
+        lo[i], hi[i] = (e.lo, e.hi) if e.has_interval else (e.value, e.value)
     return med, lo, hi
 
 
@@ -92,7 +91,7 @@ def learning_curves(runs: Runs, benchmark: str, x: str = "step", colour: dict | 
         if not name.endswith("acc") and _spans_decades(ax):  # losses, suboptimality gaps
             ax.set_yscale("log")
         ax.legend(fontsize=8)
-    fig.suptitle(f"{benchmark}: learning curves of each optimizer's tuned best (median, 95% CI over seeds)")
+    fig.suptitle(f"{benchmark}: learning curves of each optimizer's tuned best (median; 95% band from 6 seeds)")
     return fig
 
 
@@ -159,18 +158,18 @@ def performance_profile(table: pd.DataFrame, measure: str = "time", tau_max: flo
 
 
 def budget_curves(table: pd.DataFrame, benchmark: str, colour: dict | None = None) -> Figure:
-    """Expected best final metric after k tuning trials (random subsets of the trials run), with
-    a 95% bootstrap band over trials: how much tuning each optimizer needs (Nado et al.'s point)."""
+    """Expected best final metric after k tuning trials (random subsets of the trials run, exact
+    expectation): how much tuning each optimizer needs (Nado et al.'s point). No band: the trials
+    are one draw of the search, and a resampling band over them would not have real coverage."""
     table = table[table["benchmark"] == benchmark]
     colour = colour or colours(table["optimizer"])
     metric, mode = table["metric"].iloc[0], table["mode"].iloc[0]
     sign = -1.0 if mode == "max" else 1.0
     fig, (ax,) = _figure()
     for (_, opt), values in sorted(lb.budget_trials(table).items()):
-        k, mean, lo, hi = stats.budget_curve(values, n_boot=N_BOOT)
-        ax.plot(k, sign * mean, "o-", color=colour[opt], markersize=3, label=f"{opt} ({len(values)} trials)")
-        if len(values) > 1:
-            ax.fill_between(k, sign * lo, sign * hi, color=colour[opt], alpha=0.15, linewidth=0)
+        mean = stats.expected_best_after_k(values)
+        ax.plot(np.arange(1, len(mean) + 1), sign * mean, "o-", color=colour[opt], markersize=3,
+                label=f"{opt} ({len(values)} trials)")
     ax.set_xlabel("tuning budget k (trials, drawn at random from those run)")
     ax.set_ylabel(f"expected best {_ylabel(metric, mode)}")
     ax.set_title(f"{benchmark}: expected best after k trials (diverged = worst trial)")
@@ -188,7 +187,7 @@ def resources(table: pd.DataFrame, benchmark: str, colour: dict | None = None) -
               for n in names]
     scale, unit = next(((s, u) for s, u in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")) if max(memory, default=0) >= s),
                        (1, "bytes"))
-    times = [stats.bootstrap(pd.to_numeric(best.loc[best["optimizer"] == n, "step_time_ms"], errors="coerce").dropna())
+    times = [stats.median_ci(pd.to_numeric(best.loc[best["optimizer"] == n, "step_time_ms"], errors="coerce").dropna())
              for n in names]
     fig, (ax_mem, ax_time) = _figure(2, width=5.0)
     bar_colours = [colour[n] for n in names]
@@ -197,7 +196,7 @@ def resources(table: pd.DataFrame, benchmark: str, colour: dict | None = None) -
     ax_mem.set_ylabel(f"optimizer state ({unit})")
     ax_mem.set_title("optimizer state memory")
     medians = np.array([t.value for t in times])
-    err = np.array([[t.value - t.lo, t.hi - t.value] if t.n > 1 else [0, 0] for t in times]).T
+    err = np.array([[t.value - t.lo, t.hi - t.value] if t.has_interval else [0, 0] for t in times]).T
     ax_time.bar(names, medians, color=bar_colours, yerr=err, capsize=4)
     ax_time.set_ylabel("step time (ms, median over seeds, 95% CI)")
     ax_time.set_title("time per optimizer step")

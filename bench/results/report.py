@@ -120,20 +120,21 @@ def render_html(runs: Runs, board: pd.DataFrame, across: pd.DataFrame, figures: 
            f"{len(runs.skipped)} skipped. Baseline: <b>{html.escape(baseline)}</b>.</p>"]
 
     out.append("<h2>Leaderboards</h2>")
-    out.append(f"<p class='note'>Each optimizer at its tuned best: the trial (distinct hyperparameter setting) "
-               f"with the best median final metric over seeds. Every estimate is median [95% bootstrap CI] with "
-               f"its n; a miss (diverged, failed or target not reached) counts as ∞. {html.escape(lb.RULE)} "
-               f"{html.escape(lb.caveats(board))}</p>")
-    for heading, cells in tables.sections(board, baseline):
+    out.append("<p class='note'>Each optimizer at its tuned best: the trial (distinct hyperparameter setting) "
+               "with the best median final metric over seeds. Every estimate is a median with its distribution-free "
+               "95% interval and that interval's exact coverage, or says how many seeds an interval needs; a miss "
+               "(diverged, failed or target not reached) counts as ∞.</p>")
+    for heading, cells, lines in tables.sections(board, baseline):
         out.append(f"<h3>{html.escape(heading)}</h3>")
         out.append(_table(cells, verdict_col=f"vs {baseline}"))
+        out.append("".join(f"<p class='note'>{html.escape(line)}</p>" for line in lines))
 
     if not across.empty:
         out.append("<h2>Across benchmarks</h2>")
         out.append(_table(tables.display_across(across, measure)))
         out.append("<p class='note'>Mean rank: rank by median final metric within each benchmark (ties share the "
-                   "average; an optimizer absent from a benchmark ranks last), averaged over benchmarks; the CI "
-                   "resamples seeds within each benchmark. Area score: AlgoPerf's normalised area under the "
+                   "average; an optimizer absent from a benchmark ranks last), averaged over benchmarks; descriptive, "
+                   "without an interval (a handful of benchmarks supports none). Area score: AlgoPerf's normalised area under the "
                    "time-to-target performance profile for τ from 1 to 4 (1 = fastest everywhere).</p>")
 
     out.append("<h2>Figures</h2>")

@@ -2,10 +2,13 @@
 (`Runs.curves`).
 
 Reading 10,000 summary.json files costs seconds, so the flattened rows are cached in
-`<runs_root>/.index/runs-v1.parquet`, keyed per directory by the mtime and size of summary.json
+`<runs_root>/.index/runs-v2.parquet`, keyed per directory by the mtime and size of summary.json
 and metrics.jsonl: an unchanged directory costs two `stat` calls. Anything that is not a usable
 run (unfinished, corrupt, foreign) is listed once in `Runs.skipped` with its reason; nothing in
 a runs root can make loading raise.
+
+Metric names are read as their current names (`names.canonical_metric`): a run written before a
+metric was renamed ranks and plots together with the runs written after.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ import numpy as np
 import pandas as pd
 
 from bench.results import scan
+from bench.results.names import canonical_metric, canonical_summary
 from bench.results.scan import Skipped
 
-INDEX = Path(".index") / "runs-v1.parquet"
+#: v2: metric names are stored renamed (names.py); a v1 index may hold pre-rename ones
+INDEX = Path(".index") / "runs-v2.parquet"
 REQUIRED = ("task", "optimizer", "status", "metric", "mode")
 #: nested summary keys kept as JSON text in the cache (their shapes vary between optimizers/tasks)
 AS_JSON = ("hyperparameters", "task_info", "error")
@@ -79,6 +84,7 @@ def read_curve(run_dir: Path, run_id: str) -> tuple[pd.DataFrame | None, str | N
     ids = [c for c in ("step", "time/train_s", "items") if c in wide]
     long = wide.melt(id_vars=ids, var_name="metric", value_name="value")
     long = long[~long["metric"].isin(("lr", "time/eval_s"))]
+    long["metric"] = long["metric"].map(canonical_metric)  # old names (a resumed old run mixes both)
     # jsonl stores non-finite floats as strings ("nan", "inf"): a diverged step stays visible
     long["value"] = pd.to_numeric(long["value"], errors="coerce")
     long = long.dropna(subset=["value"]).rename(columns={"time/train_s": "time"})
@@ -142,7 +148,7 @@ def _parse(run_dir: str) -> tuple[dict[str, Any] | None, str | None]:
     missing = [k for k in REQUIRED if k not in summary]
     if missing:
         return None, f"summary.json lacks {', '.join(missing)} (not a bench run?)"
-    return _flatten(summary, run_dir), None
+    return _flatten(canonical_summary(summary), run_dir), None
 
 
 def _coerce(frame: pd.DataFrame) -> pd.DataFrame:

@@ -9,7 +9,8 @@ import math
 
 import pandas as pd
 
-from bench.results.leaderboard import RULE, caveats
+from bench.results import stats
+from bench.results.leaderboard import caveats, rule
 
 FORMATS = ("table", "md", "csv", "json")
 
@@ -22,13 +23,33 @@ def num(x: float, digits: int = 3) -> str:
     return f"{x:.{digits}g}"
 
 
-def estimate(row: pd.Series, col: str, unit: str = "", n: int | None = None) -> str:
+def estimate(row: pd.Series, col: str, unit: str = "", n: int | None = None, coverage: bool = False) -> str:
+    """`median [lo, hi] n=6 (97%)`: the interval (with its exact coverage when asked; the notes
+    under each table list it per n); where n is too small for one, `median n=3 (n too small)`.
+    A miss is ∞."""
     value, lo, hi = row[col], row[f"{col}_lo"], row[f"{col}_hi"]
-    if value == lo == hi == math.inf:  # every resample missed: the interval adds nothing
-        return "∞" + (f" n={n}" if n is not None else "")
+    cover, needs = row.get(f"{col}_coverage", math.nan), row.get(f"{col}_needs", 0)
+    count = f" n={n}" if n is not None else ""
+    if isinstance(value, float) and math.isnan(value):
+        return "–"
+    if value == math.inf and (lo == math.inf or math.isnan(lo)):  # half the seeds or more missed
+        return "∞" + count
     text = num(value, 3) + unit
-    text += f" [{num(lo, 3)}, {num(hi, 3)}]" if not math.isnan(lo) else " (no CI)"
-    return text + (f" n={n}" if n is not None else "")
+    if not math.isnan(lo):
+        shown = f" ({cover:.1%})" if coverage and not math.isnan(cover) else ""
+        return f"{text} [{num(lo, 3)}, {num(hi, 3)}]{count}{shown}"
+    return text + count + (" (n too small)" if needs and needs > 0 else "")
+
+
+def interval(row: pd.Series, col: str, fmt=lambda x: num(x, 3)) -> str:
+    """An effect size with its interval, or `n too small (needs ≥ k)`."""
+    value, lo = row[col], row[f"{col}_lo"]
+    if isinstance(value, float) and math.isnan(value):
+        return "–"
+    if math.isnan(lo):
+        needs = row.get(f"{col}_needs", 0)
+        return fmt(value) + (f" (n too small: {int(needs)}/side)" if needs else "")
+    return f"{fmt(value)} [{fmt(lo)}, {fmt(hi)}]" if (hi := row[f"{col}_hi"]) is not None else fmt(value)
 
 
 def human_bytes(x: float) -> str:
@@ -45,46 +66,90 @@ def _orientation(mode: str) -> str:
     return "higher is better" if mode == "max" else "lower is better"
 
 
+def verdict(row: pd.Series) -> str:
+    v = row["vs_baseline"]
+    if v in ("baseline", ""):
+        return v
+    if v == "n too small":
+        return f"n too small (needs ≥ {int(row['needs'])} seeds per side)"
+    return f"{v} (p={num(row['p_adjusted'], 2)})"
+
+
+def effects(row: pd.Series) -> str:
+    """Against the baseline: the difference of the final metric, P(beats) and the ratio of steps
+    to target, each with its interval where n allows one."""
+    if row["vs_baseline"] in ("baseline", ""):
+        return ""
+    parts = [f"Δ {interval(row, 'shift')}", f"P(beats) {interval(row, 'p_beats', lambda x: f'{x:.2f}')}"]
+    if not (isinstance(row["steps_ratio"], float) and math.isnan(row["steps_ratio"])):
+        parts.append(f"steps ×{interval(row, 'steps_ratio')}")
+    return "; ".join(parts)
+
+
 def display(board: pd.DataFrame, baseline: str = "adamw") -> pd.DataFrame:
     """The leaderboard's cells as strings, in reading order. `benchmark` is kept for grouping."""
     if board.empty:
         return pd.DataFrame()
-    shared = board.groupby(["benchmark", "rank"])["rank"].transform("size") > 1
+    ranked = board[board["ranked"]]
+    shared = ranked.groupby(["benchmark", "rank"])["rank"].transform("size") > 1
     rows = []
-    for (_, r), tie in zip(board.iterrows(), shared, strict=True):
+    for _, r in board.iterrows():
         target_n = f" {r['reached']}/{r['n']}"
-        verdict = r["vs_baseline"]
-        if verdict not in ("baseline", ""):
-            verdict += f" P={num(r['p_vs_baseline'], 2)}"
-            verdict += f" [{num(r['p_vs_baseline_lo'], 2)}, {num(r['p_vs_baseline_hi'], 2)}]" \
-                if not math.isnan(r["p_vs_baseline_lo"]) else " (no CI)"
+        if r["ranked"]:
+            rank = f"{int(r['rank'])}=" if shared.get(r.name, False) else str(int(r["rank"]))
+        else:
+            rank = "–"
         rows.append({
             "benchmark": r["benchmark"],
-            "rank": f"{r['rank']}=" if tie else str(r["rank"]),
+            "rank": rank,
             "optimizer": r["optimizer"],
-            "trials": str(r["trials"]),
+            "trials": str(r["trials"]) + (f" (≠ {r['budget_flag'].split('others ')[-1]})" if r["budget_flag"] else ""),
             "tuned hyperparameters": r["hyperparameters"],
-            f"final {r['metric']} (median [95% CI])": estimate(r, "final", n=r["n"]),
+            f"final {r['metric']} (median [95% CI])": estimate(r, "final", n=r["n"], coverage=True),
             "steps to target (reached)": estimate(r, "steps_to_target") + target_n,
             "train time to target (reached)": estimate(r, "time_to_target_s", " s") + target_n,
             "diverged": f"{r['diverged']}/{r['runs']}" + (f" (+{r['failed']} failed)" if r["failed"] else ""),
             "optimizer state": human_bytes(r["optimizer_state_bytes"]),
             "step time": estimate(r, "step_time_ms", " ms"),
-            f"vs {baseline}": verdict or "no baseline",
+            f"vs {baseline}": verdict(r) or "no baseline",
+            f"effect vs {baseline} [95% CI]": effects(r),
+            "detectable Δ (80% power)": "" if r["vs_baseline"] in ("baseline", "") else
+            ("n too small" if not math.isfinite(r["detectable"]) else f"±{num(r['detectable'], 2)}"),
         })
     return pd.DataFrame(rows)
 
 
+def notes(board: pd.DataFrame, benchmark: str) -> list[str]:
+    """What to read under one benchmark's table: the test and its family, the unranked rows and
+    the command that adds their seeds, and what the final numbers rest on."""
+    part = board[board["benchmark"] == benchmark]
+    r = part.iloc[0]
+    out = [rule(float(r["alpha"]), int(r["family"]))]
+    covered = part.drop_duplicates("n").sort_values("n")
+    shown = [f"n={n}: {c:.1%}" for n, c in zip(covered["n"], covered["final_coverage"], strict=True) if c == c]
+    out.append("Exact coverage of the median intervals: " + (", ".join(shown) if shown else "none")
+               + f"; a median needs ≥ {stats.seeds_for_median()} seeds for a 95% interval.")
+    unranked = part[~part["ranked"]]
+    if len(unranked):
+        lacking = ", ".join(f"{o} (n={n})" for o, n in zip(unranked["optimizer"], unranked["n"], strict=True))
+        out.append(f"Unranked, too few seeds for this table's family (needs ≥ {int(unranked['needs'].max())} "
+                   f"per side): {lacking}. Add seeds: {r['add_seeds']}")
+    elif (part["vs_baseline"] == "n too small").any() or (part["needs"] > 0).any():
+        out.append(f"Add seeds: {r['add_seeds']}")
+    out.append(caveats(part))
+    return out
+
+
 def sections(board: pd.DataFrame, baseline: str = "adamw"):
-    """Yield (title, cells) per benchmark; each has its own metric, so its own column names."""
+    """Yield (title, cells, notes) per benchmark; each has its own metric, so its own column names."""
     for bench_name, group in board.groupby("benchmark", sort=True):
-        yield title(board, bench_name), display(group, baseline).drop(columns="benchmark")
+        yield title(board, bench_name), display(group, baseline).drop(columns="benchmark"), notes(board, bench_name)
 
 
 def title(board: pd.DataFrame, benchmark: str) -> str:
     r = board[board["benchmark"] == benchmark].iloc[0]
     target = "" if math.isnan(r["target"]) else f", target {num(r['target'])}"
-    return f"{benchmark}: {r['metric']} ({_orientation(r['mode'])}){target}"
+    return f"{benchmark}: {r['metric']} ({_orientation(r['mode'])}){target} — {r['budget']}"
 
 
 def display_across(across: pd.DataFrame, measure: str = "time") -> pd.DataFrame:
@@ -94,7 +159,7 @@ def display_across(across: pd.DataFrame, measure: str = "time") -> pd.DataFrame:
         "optimizer": across["optimizer"],
         "benchmarks run": across["benchmarks"].astype(str),
         "solved (median seed reached target)": across["solved"].astype(str),
-        "mean rank (95% CI)": [estimate(r, "mean_rank", n=r["n"]) for _, r in across.iterrows()],
+        "mean rank (descriptive)": [f"{num(r['mean_rank'], 3)} n={r['n']}" for _, r in across.iterrows()],
         f"area score ({measure}-to-target profile, τ≤4)": [f"{x:.3f}" for x in across["area_score"]],
     })
 
@@ -118,17 +183,16 @@ def render(board: pd.DataFrame, fmt: str, across: pd.DataFrame | None = None, ba
         return out.getvalue()
     if fmt == "json":
         data = {"leaderboard": [{k: _jsonable(v) for k, v in row.items()} for row in board.to_dict("records")],
-                "rule": RULE}
+                "rules": {b: notes(board, b) for b in board["benchmark"].unique()} if not board.empty else {}}
         if across is not None and not across.empty:
             data["across_tasks"] = [{k: _jsonable(v) for k, v in row.items()} for row in across.to_dict("records")]
         return json.dumps(data, indent=2)
     if fmt == "md":
         parts = []
-        for heading, cells in sections(board, baseline):
-            parts.append(f"### {heading}\n\n{_markdown(cells)}")
+        for heading, cells, lines in sections(board, baseline):
+            parts.append(f"### {heading}\n\n{_markdown(cells)}\n\n" + "\n\n".join(lines))
         if across is not None and not across.empty:
             parts.append(f"### Across benchmarks\n\n{_markdown(display_across(across))}")
-        parts.append(f"Rule: {RULE}\n\n{caveats(board)}")
         return "\n\n".join(parts) + "\n"
     raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
 
@@ -144,15 +208,17 @@ def print_rich(board: pd.DataFrame, across: pd.DataFrame | None = None, baseline
     """Per-benchmark rich tables, then the across-benchmark table when there is more than one."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = console or Console(width=max(180, Console().width))
-    for heading, frame in sections(board, baseline):
+    for heading, frame, lines in sections(board, baseline):
         table = Table(title=heading, title_justify="left", show_lines=False)
         for col in frame.columns:
             table.add_column(col, overflow="fold")
         for row in frame.itertuples(index=False):
             table.add_row(*map(str, row))
         console.print(table)
+        console.print(Text("\n".join(lines), style="dim"))
     if across is not None and not across.empty and board["benchmark"].nunique() > 1:
         table = Table(title="Across benchmarks", title_justify="left")
         frame = display_across(across)
@@ -161,4 +227,3 @@ def print_rich(board: pd.DataFrame, across: pd.DataFrame | None = None, baseline
         for row in frame.itertuples(index=False):
             table.add_row(*map(str, row))
         console.print(table)
-    console.print(f"[dim]Rule: {RULE}\n{caveats(board)}[/dim]")

@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from bench.optimizers import Capabilities
+from bench.results.names import canonical_keys
 from bench.runner.checkpoint import Checkpointer
 from bench.runner.clock import Clock
 from bench.runner.interrupts import Interrupts
@@ -137,6 +138,7 @@ def train(task: Task, model: torch.nn.Module, optimizer: torch.optim.Optimizer, 
     if resume is not None:  # after the warm-up, so its RNG draws and buffer updates are undone
         state = checkpoint.restore(resume)
         out = Outcome(**state["outcome"])
+        out.final = canonical_keys(out.final)  # a checkpoint may predate a metric's rename (names.py)
         out.resumed_from = [*out.resumed_from, start]
         clock.elapsed, eval_clock.elapsed = state["train_s"], state["eval_s"]
         interval_ms, last_log = list(state["interval_ms"]), tuple(state["last_log"])

@@ -30,6 +30,7 @@ import yaml
 
 import bench
 from bench import BenchError
+from bench.results.names import canonical_summary
 
 FINISHED = ("ok", "diverged", "failed")
 
@@ -52,8 +53,9 @@ def write_config(path: Path, resolved: dict[str, Any]) -> None:
 
 
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    """summary.json, with metric names as they are now (a run may predate a rename: names.py)."""
     try:
-        return json.loads((run_dir / "summary.json").read_text())
+        return canonical_summary(json.loads((run_dir / "summary.json").read_text()))
     except (FileNotFoundError, json.JSONDecodeError):
         return None
 

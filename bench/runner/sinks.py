@@ -31,7 +31,7 @@ class JsonlSink:
 
 
 def _short(metrics: dict[str, float]) -> str:
-    keys = [k for k in metrics if k.startswith(("train/loss", "val/"))]
+    keys = [k for k in metrics if k.startswith(("train/loss", "train/subopt", "val/"))]
     return "  ".join(f"{k}={metrics[k]:.4g}" for k in keys if isinstance(metrics[k], (int, float)))
 
 

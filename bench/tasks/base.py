@@ -17,7 +17,7 @@ class Task:
     #: the metric the leaderboard ranks on, and whether larger is better ("max") or not ("min")
     metric: str = "val/loss"
     mode: str = "min"
-    #: known optimal objective value f*, when one exists (enables `val/subopt`)
+    #: known optimal objective value f*, when one exists (enables `train/subopt` = F − f*)
     optimum: float | None = None
 
     def __init__(self, *, seed: int = 0, device: str | torch.device = "cpu", batch_size: int = 0):
@@ -41,7 +41,8 @@ class Task:
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        """Held-out metrics, named `split/metric` (e.g. `val/loss`, `val/acc`, `val/subopt`)."""
+        """Metrics of the model, named `split/metric`: held-out ones (`val/loss`, `val/acc`) and
+        ones of the training objective (`train/loss`, `train/subopt`)."""
         raise NotImplementedError
 
     # --- optional ----------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Synthetic test functions with a known minimum f*, as optimization tasks.
 
 The model is a single point x ∈ R^dim held as a parameter (`model().x`); the loss is f(x) and
-`evaluate` reports `val/loss` = `train/loss` = f(x) and `val/subopt` = f(x) − f*, computed in
-float64 so that a target like `val/subopt <= 1e-6` measures the optimizer, not rounding.
+`evaluate` reports `val/loss` = `train/loss` = f(x) and `train/subopt` = f(x) − f*, computed in
+float64 so that a target like `train/subopt <= 1e-6` measures the optimizer, not rounding.
 
 Every function takes the same options (see `SyntheticTask.__init__`):
 
@@ -60,7 +60,7 @@ class SyntheticTask(Task):
     `known_optimum`. The tests check f(minimizer) == optimum and ∇f(minimizer) == 0 for each.
     """
 
-    metric = "val/subopt"
+    metric = "train/subopt"
     mode = "min"
     #: the standard start (a number, or a per-coordinate pattern repeated to `dim`)
     centre: float | tuple[float, ...] = 0.0
@@ -163,7 +163,7 @@ class SyntheticTask(Task):
         # A difference below float64 rounding of f* is zero, not a (meaningless) negative number.
         if -1e-12 * max(1.0, abs(self.optimum)) < subopt < 0:
             subopt = 0.0
-        return {"train/loss": f, "val/loss": f, "val/subopt": subopt}
+        return {"train/loss": f, "val/loss": f, "train/subopt": subopt}
 
     def items_per_batch(self, batch: Draw) -> int:
         return 1  # one (possibly noisy) evaluation of f per step
