@@ -89,13 +89,14 @@ def list_options(
     Console(width=max(160, Console().width)).print(table)
 
 
-@app.command(short_help="Run a small real sweep (about a minute, no downloads): leaderboard, plots, report.")
+@app.command(short_help="Run a small real sweep (about two minutes, no downloads): leaderboard, plots, report.")
 def demo(
     out: str = typer.Option("runs/demo", "--out", "-o", help="folder for runs/, plots/ and report.html"),
 ) -> None:
-    """The whole product on a small real sweep, about a minute on 2 CPU cores, no downloads:
+    """The whole product on a small real sweep, about two minutes on 2 CPU cores, no downloads:
     4 optimizers (SGD, Adam, AdamW, Lion) tuned with the same budget of 8 quasi-random trials on
-    logistic regression and Rosenbrock, the best point re-run over 3 seeds; then the leaderboard,
+    logistic regression and Rosenbrock, the best point re-run over 6 fresh seeds (enough for exact
+    verdicts among 4 optimizers and 95% median intervals); then the leaderboard,
     <out>/plots and <out>/report.html. Re-running reuses finished runs; the run directories
     are in <out>/runs for `bench leaderboard --runs runs/demo/runs`."""
     from pathlib import Path
@@ -137,7 +138,7 @@ Filters: task=NAME[,NAME] optimizer=NAME[,NAME] (or --task/--optimizer). Directo
 not finished runs (running, crashed, corrupt, foreign) are listed once on stderr and skipped."""
 
 
-@app.command(epilog=RESULTS_EPILOG, short_help="Per-task leaderboards with n and 95% CIs, ranked against a baseline.")
+@app.command(epilog=RESULTS_EPILOG, short_help="Per-task leaderboards: exact tests over seeds, Holm-controlled verdicts, intervals.")
 def leaderboard(
     filters: Optional[List[str]] = typer.Argument(None, help="task=NAME / optimizer=NAME filters"),
     runs: str = typer.Option("runs", "--runs", "-r", help="runs root to read (runs_root of `bench run`)"),
@@ -148,8 +149,10 @@ def leaderboard(
     measure: str = typer.Option("time", "--measure", help="time-to-target for the profile score: time | steps"),
 ) -> None:
     """Per-task leaderboards, reality-check style: each optimizer at its tuned best, with trials
-    used, n and a 95% bootstrap CI on every number, and a verdict against the baseline (better /
-    worse / tie by the bootstrap probability of improvement).
+    used, n, and medians with distribution-free 95% intervals (from 6 seeds). Verdicts against the
+    baseline (better / worse / not significant) come from an exact rank test over seeds, one Holm
+    family per table, with the adjusted p, the effect size and the difference n can detect. Rows
+    with too few seeds are listed unranked as `n too small`, with the command that adds seeds.
 
     \b
       bench leaderboard                             every task under ./runs

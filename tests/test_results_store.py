@@ -144,6 +144,17 @@ def test_forced_rerun_counts_once(tmp_path):
     assert any("superseded" in s.reason and s.path.endswith(first.name) for s in runs.skipped)
 
 
+def test_the_same_run_under_two_roots_counts_once_and_says_why(tmp_path):
+    # e.g. the demo's runs and a check's runs, both below ./runs: not a forced re-run
+    first = write_run(tmp_path / "runs" / "demo", value=0.3)
+    time.sleep(0.01)
+    second = write_run(tmp_path / "runs" / "check", value=0.3)
+    runs = store.load(tmp_path / "runs")
+    assert len(runs.table) == 1
+    (why,) = [s.reason for s in runs.skipped if s.path == str(first)]
+    assert "superseded" not in why and f"the same config and seed as {second}" in why
+
+
 def test_benchmark_label_separates_budgets_and_task_settings(tmp_path):
     root = tmp_path / "runs"
     write_run(root, steps=100)

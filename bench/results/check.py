@@ -3,8 +3,8 @@
 A check sweep (`bench/conf/check/<name>.yaml`, or any yaml path) lists cells — one task × one
 optimizer, each over the same seeds. The sweep runs in this process (composed with Hydra's
 compose API, one `execute` per run) or is read from an existing runs root, and each cell is
-compared with a committed baseline JSON: the median over seeds of the final metric and of
-steps-to-target, with the seeds' spread deciding how large a change must be to count.
+compared with a committed baseline JSON: the final metric and steps-to-target over seeds, each
+by an exact rank test, all cells as one Holm family at the sweep's `alpha` (check_rule.py).
 
 Misses follow the results store: a diverged or failed run's metric, and a target never reached,
 count as +inf on the "lower is better" scale, so they move the median instead of vanishing.
@@ -27,11 +27,14 @@ from typing import Any, Callable
 import bench
 from bench import BenchError
 from bench.config import CONF_DIR
-from bench.results.check_rule import COLUMNS, Cell, Row, compare, row_cells, rule_text
+from bench.results.check_rule import COLUMNS, Cell, Gate, Row, compare, row_cells, sweep_warning
+from bench.results.names import canonical_metric
 
 CHECK_DIR = CONF_DIR / "check"
-#: k: multiples of the seed spread; rel/abs: floors for the final metric; steps_rel: for steps
-DEFAULT_TOLERANCE = {"k": 3.0, "rel": 0.02, "abs": 1.0e-6, "steps_rel": 0.1}
+#: the smallest median change that can count: rel/abs for the final metric, steps_rel for steps
+DEFAULT_TOLERANCE = {"rel": 0.02, "abs": 1.0e-6, "steps_rel": 0.1}
+#: the gate's family-wise false-alarm rate: a change that moves nothing fails at most this often
+DEFAULT_ALPHA = 0.05
 #: environment facts that can move results on their own; a change is reported beside the verdict
 ENV_KEYS = ("torch", "device", "device_name", "python", "threads")
 
@@ -42,6 +45,7 @@ class Sweep:
     path: Path
     seeds: list[int]
     tolerance: dict[str, float]
+    alpha: float
     #: (label, Hydra overrides without the seed), one per cell
     cells: list[tuple[str, list[str]]]
 
@@ -68,9 +72,11 @@ def load_sweep(spec: str) -> Sweep:
         raise BenchError(f"cannot read check sweep {path}: {str(exc).splitlines()[0]}") from exc
     if not isinstance(raw, dict) or not raw.get("cells"):
         raise BenchError(f"check sweep {path} needs a `cells:` list (see bench/conf/check/ci.yaml)")
-    unknown = set(raw.get("tolerance") or {}) - set(DEFAULT_TOLERANCE)
-    if unknown:
-        raise BenchError(f"unknown tolerance key {sorted(unknown)[0]!r} in {path}; valid: {', '.join(DEFAULT_TOLERANCE)}")
+    tolerance = _tolerance(raw.get("tolerance"), path)
+    alpha = raw.get("alpha", DEFAULT_ALPHA)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
+        raise BenchError(f"alpha in {path} must be a number between 0 and 1 (the gate's false-alarm rate, "
+                         f"default {DEFAULT_ALPHA}), got {alpha!r}")
     common = [str(o) for o in _as_list(raw.get("overrides"), "overrides")]
     cells: list[tuple[str, list[str]]] = []
     for i, cell in enumerate(_as_list(raw["cells"], "cells")):
@@ -88,7 +94,26 @@ def load_sweep(spec: str) -> Sweep:
     seeds = _as_list(raw.get("seeds", [0, 1, 2]), "seeds")
     if not seeds or not all(isinstance(s, int) for s in seeds):
         raise BenchError(f"seeds in {path} must be a non-empty list of integers")
-    return Sweep(path.stem, path, seeds, {**DEFAULT_TOLERANCE, **(raw.get("tolerance") or {})}, cells)
+    return Sweep(path.stem, path, seeds, tolerance, float(alpha), cells)
+
+
+def _tolerance(raw: Any, path: Path) -> dict[str, float]:
+    if raw is None:
+        return dict(DEFAULT_TOLERANCE)
+    if not isinstance(raw, dict):
+        raise BenchError(f"tolerance in {path} must be a mapping like {{rel: 0.02, abs: 1.0e-6, steps_rel: 0.1}}")
+    if "k" in raw:  # the rule before the rank test: a multiple of the baseline seeds' MAD
+        raise BenchError(f"tolerance k in {path} is no longer used (the gate is an exact rank test at `alpha`, "
+                         "see docs/CI.md); delete k from `tolerance:`")
+    if "alpha" in raw:
+        raise BenchError(f"alpha is a top-level key of a check sweep: move it out of `tolerance:` in {path}")
+    unknown = set(raw) - set(DEFAULT_TOLERANCE)
+    if unknown:
+        raise BenchError(f"unknown tolerance key {sorted(unknown)[0]!r} in {path}; valid: {', '.join(DEFAULT_TOLERANCE)}")
+    bad = [k for k, v in raw.items() if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0]
+    if bad:
+        raise BenchError(f"tolerance {bad[0]} in {path} must be a number ≥ 0, got {raw[bad[0]]!r}")
+    return {**DEFAULT_TOLERANCE, **{k: float(v) for k, v in raw.items()}}
 
 
 def default_baseline(sweep: Sweep) -> Path:
@@ -244,7 +269,9 @@ def read_baseline(path: Path) -> dict[str, Any]:
         raise BenchError(f"no baseline at {path}; write one with `bench check <sweep> --update` (and commit it)")
     try:
         data = json.loads(path.read_text())
-        data["cells"] = {label: Cell.from_json(label, c) for label, c in data["cells"].items()}
+        # a baseline written before a metric was renamed still compares with today's runs
+        data["cells"] = {label: Cell.from_json(label, {**c, "metric": canonical_metric(c["metric"])})
+                         for label, c in data["cells"].items()}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BenchError(f"baseline {path} is not a bench check baseline ({type(exc).__name__}: {exc}); "
                          "regenerate it with --update") from exc
@@ -265,11 +292,15 @@ def environment_changes(baseline_env: dict[str, str], current: dict[str, set]) -
 class Report:
     sweep: Sweep
     baseline_path: Path
-    rows: list[Row]
+    gate: Gate | None  # None: no baseline to compare with (a first --update)
     env: dict[str, set]
     env_notes: list[str]
     source: str
     updated: bool = False
+
+    @property
+    def rows(self) -> list[Row]:
+        return self.gate.rows if self.gate else []
 
     @property
     def exit_code(self) -> int:
@@ -294,14 +325,15 @@ def check(spec: str, baseline: str | None = None, runs: str | None = None, runs_
         ensure_root(root)  # only now: bad input leaves no directory behind
         run_plan(planned, root, threads, log)
     cells, env, how = collect(root, {r.run_id: r.label for r in planned})
-    rows = compare(old["cells"], cells, sweep.tolerance) if old else []
+    gate = compare(old["cells"], cells, sweep.tolerance, sweep.alpha) if old else None
     notes = environment_changes(old.get("env", {}), env) if old else []
     if update:
         write_baseline(path, sweep.name, cells, env)
-    return Report(sweep, path, rows, env, notes, f"{how} under {root}", updated=update)
+    return Report(sweep, path, gate, env, notes, f"{how} under {root}", updated=update)
 
 
-STYLE = {"regressed": "bold red", "missing": "bold red", "changed": "bold red", "improved": "green", "new": "yellow"}
+STYLE = {"regressed": "bold red", "missing": "bold red", "changed": "bold red", "improved": "green", "new": "yellow",
+         "n too small": "yellow"}
 
 
 def render(report: Report, fmt: str = "table") -> str | None:
@@ -315,11 +347,18 @@ def render(report: Report, fmt: str = "table") -> str | None:
            + " (a difference may come from the environment, not the code)") if report.env_notes \
         else f"environment: {env_now}" + (" (same as the baseline)" if report.rows else "")
     lines = [f"bench check {report.sweep.name}: {report.source}", f"baseline: {report.baseline_path}", env]
-    footer = [rule_text(report.sweep.tolerance), f"result: {tally} -> {verdict}"]
+    gate = report.gate
+    sweep = report.sweep
+    warning = gate.warning(str(sweep.path)) if gate else \
+        sweep_warning(len(sweep.cells), len(sweep.seeds), sweep.alpha, str(sweep.path))
+    power = gate.power() if gate else None
+    footer = [x for x in (gate.rule() if gate else None, power, warning) if x] + [f"result: {tally} -> {verdict}"]
     if fmt == "json":
         return json.dumps({"sweep": report.sweep.name, "baseline": str(report.baseline_path), "result": verdict,
                            "exit_code": report.exit_code, "environment_changes": report.env_notes,
-                           "rule": footer[0], "rows": [dict(zip(COLUMNS, r, strict=True)) for r in rows]}, indent=2)
+                           "alpha": report.sweep.alpha, "family": gate.family if gate else 0,
+                           "rule": gate.rule() if gate else None, "power": power, "warning": warning,
+                           "rows": [dict(zip(COLUMNS, r, strict=True)) for r in rows]}, indent=2)
     if fmt == "md":
         table = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
         table += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
@@ -327,15 +366,18 @@ def render(report: Report, fmt: str = "table") -> str | None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(160, Console().width), highlight=False)
+    console = Console(width=max(200, Console().width), highlight=False)
     for line in lines:
         console.print(line, style="bold yellow" if line.startswith("environment changed") else None)
-    table = Table(*COLUMNS, show_lines=False)
+    table = Table(show_lines=False)
+    for column in COLUMNS:  # names stay whole; the `why` column wraps
+        table.add_column(column, no_wrap=column in ("cell", "metric"))
     for row, cells in zip(report.rows, rows, strict=True):
-        table.add_row(*cells[:-2], f"[{STYLE.get(row.verdict, '')}]{cells[-2]}[/]" if row.verdict in STYLE
-                      else cells[-2], cells[-1])
+        style = STYLE.get(row.verdict.split(" (")[0])  # "n too small (needs ≥ 6 seeds)"
+        table.add_row(*cells[:-2], f"[{style}]{cells[-2]}[/]" if style else cells[-2], cells[-1])
     if rows:
         console.print(table)
+    styles = {"result": "bold red" if report.exit_code else "bold green", "warning": "bold yellow"}
     for line in footer:
-        console.print(line, style=("bold red" if report.exit_code else "bold green") if line.startswith("result") else None)
+        console.print(line, style=styles.get(line.split(":")[0]))
     return None

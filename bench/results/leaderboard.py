@@ -53,7 +53,7 @@ def more_seeds(runs: pd.DataFrame, optimizers: Sequence[str], need: int) -> str:
                 command = json.loads(manifest.read_text())["command"]
             except (OSError, ValueError, KeyError, TypeError):
                 continue
-            command = re.sub(r"\s+seeds=\S+", "", command)
+            command = re.sub(r"\s+(seeds|max_seeds|seed_step)=\S+", "", command)
             return f"{command} seeds={need}"
     task = str(mine["task"].iloc[0]) if len(mine) else "TASK"
     seeds = ",".join(str(s) for s in range(need))

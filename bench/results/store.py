@@ -243,8 +243,14 @@ def _dedupe(table: pd.DataFrame, skipped: list[Skipped]) -> pd.DataFrame:
         return table
     order = table.sort_values("finished_at" if "finished_at" in table else "run_dir")
     dup = order.duplicated("run_id", keep="last")
-    for run_dir in order.loc[dup, "run_dir"]:
-        skipped.append(Skipped(str(run_dir), "superseded by a later run of the same config (force=true)"))
+    latest = order.drop_duplicates("run_id", keep="last").set_index("run_id")["run_dir"]
+    for run_id, run_dir in zip(order.loc[dup, "run_id"], order.loc[dup, "run_dir"], strict=True):
+        kept = str(latest[run_id])
+        # force=true writes `<run_id>-2` beside the first; the same run id under another root is
+        # the same (config, seed) run again, e.g. the demo's and a check's: counted once either way
+        why = ("superseded by a later run of the same config (force=true)" if Path(kept).parent == Path(run_dir).parent
+               else f"the same config and seed as {kept}, which is counted instead")
+        skipped.append(Skipped(str(run_dir), why))
     return order[~dup].sort_values("run_dir").reset_index(drop=True)
 
 

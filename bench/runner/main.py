@@ -175,9 +175,10 @@ def _header(cfg: DictConfig, rid: str, metric: str, mode: str, optimum) -> dict[
         "metric": metric, "mode": mode, "target": cfg.task.get("target"), "optimum": optimum,
         "hyperparameters": dict(constructor_kwargs(cfg.optimizer)),
         "schedule": cfg.schedule._target_.rsplit(".", 1)[-1], "batch_size": cfg.batch_size,
-        # `bench tune` provenance: which sweep, phase (search | seeds), study and trial ran this
+        # `bench tune` provenance: which sweep, phase (search | seeds), study and trial ran this;
+        # looks: how many looks a seeds=auto sweep planned, so the leaderboard tests at alpha/looks
         "sweep": tune.get("sweep"), "phase": tune.get("phase"), "study": tune.get("study"),
-        "trial": tune.get("trial"),
+        "trial": tune.get("trial"), "looks": tune.get("looks"),
     }
 
 
