@@ -241,8 +241,11 @@ def check(
     fmt: str = typer.Option("table", "--format", "-f", help="table | md | json"),
 ) -> None:
     """Regression gate for CI: run a small sweep in this process (or read finished runs) and
-    compare each task/optimizer cell with a committed baseline — median final metric and
-    steps-to-target over seeds, with a tolerance from the seeds' spread (the rule is printed).
+    compare each task/optimizer cell with a committed baseline — final metric and steps-to-target
+    over seeds, each by a one-sided exact rank test, Holm-adjusted across the whole gate at a
+    stated family-wise false-alarm rate (`alpha:` in the sweep, 5% by default), plus a practical
+    floor on the change (the rule, the regression size it can detect and bit-identical cells are
+    printed)
     Exit 0 when every cell holds, 1 when one regressed (table), 2 on bad input.
 
     \b
