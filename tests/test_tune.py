@@ -42,20 +42,39 @@ def test_cells_are_what_hydra_composes():
     land on the same run ids, or a parallel re-launch would not see the serial sweep's runs."""
     from bench.config import run_id
     from bench.sweep.launch import HydraSession
-    from bench.sweep.plan import Budget, search_cells, sweep_id
-    from bench.sweep.tune import parse_args, plan_points
+    from bench.sweep.plan import Budget, search_cells, seed_cells, sweep_id
+    from bench.sweep.tune import parse_args, plan_points, resolve_budget, tasks_of
 
     budget, fixed, axes = parse_args(["optimizer=adam,sgd", *TINY, "trials=2", "runs_root=/nonexistent"])
     session = HydraSession(fixed)
     try:
         points = plan_points(session, fixed, axes)
+        budget = resolve_budget(budget, points, tasks_of(points))
         cells = search_cells(points, budget, sweep_id(points, budget))
         for cell in (cells[0], cells[-1]):
             assert cell.run_id == run_id(session.compose(cell.overrides(fixed, points[cell.point])))
+        auto = resolve_budget(parse_args(["optimizer=adam,sgd", "seeds=auto"])[0], points, tasks_of(points))
+        best = cells[0]
+        (again,) = seed_cells(0, points[0], best, auto, 1)  # seeds=auto records its looks: run id unchanged
+        assert again.values()["tune.looks"] == auto.schedule.looks
+        assert again.run_id == run_id(session.compose(again.overrides(fixed, points[0])))
+        assert again.run_id == seed_cells(0, points[0], best, budget, 1)[0].run_id
     finally:
         session.close()
-    assert budget == Budget(trials=2, studies=1, seeds=3, search_seed=0)
+    # without seeds=: enough for the one comparison of 2 optimizers (4) and a median interval (6)
+    assert budget == Budget(trials=2, studies=1, seeds=6, search_seed=0)
     assert [c.point for c in cells] == [0, 0, 1, 1]  # the same number of trials per optimizer
+
+
+def test_explicit_seeds_keep_their_sweep_id():
+    """A sweep started with seeds=3 before the default changed resumes into the same sweep: a fixed
+    budget identifies the sweep by exactly the keys it always had."""
+    from bench.sweep.plan import Budget
+
+    fixed = Budget(trials=16, studies=1, seeds=3, search_seed=0)
+    assert fixed.spec() == {"trials": 16, "studies": 1, "seeds": 3, "search_seed": 0}
+    auto = Budget(trials=16, seeds=8, auto=True)
+    assert auto.spec()["seeds"] == "auto" and auto.spec()["initial_seeds"] == 8 and auto.spec()["looks"] == 4
 
 
 def test_tune_runs_equal_budgets_records_provenance_and_skips_on_relaunch(bench_cli, runs_root):
@@ -63,6 +82,10 @@ def test_tune_runs_equal_budgets_records_provenance_and_skips_on_relaunch(bench_
     first = bench_cli(*args)
     assert first.code == 0, first.output
     assert "16 cells: 0 done, 0 resumed, 16 to run" in first.output
+    # kept as asked, with the seeds the one comparison would need; 2 seeds give no median interval
+    assert "warning: seeds=2 cannot decide the comparison per task: the exact two-sided test needs 4 seeds" in first.output
+    assert "(n=2; interval: n too small (needs ≥ 6))" in first.output
+    assert "sgd vs adam: n too small (needs ≥ 4 seeds)" in first.output
     runs = summaries(runs_root)
     assert len(runs) == 16 and all(s["status"] == "ok" for s in runs)
     for opt in ("sgd", "adam"):

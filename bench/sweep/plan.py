@@ -6,7 +6,9 @@ grid point is tuned on its own with the same budget:
     search  studies × trials runs: study s draws `trials` scrambled Sobol points (scramble seed
             from `search_seed` and s) and trains them with seed `seed + s`
     seeds   the best search point re-run with `seeds` fresh seeds (`seed + studies + i`), never
-            used in the search, so that the winner's luck is not counted twice
+            used in the search, so that the winner's luck is not counted twice; with `seeds=auto`
+            more of them (i = seeds, seeds + 1, ...) where a comparison is undecided
+            (bench/sweep/auto_seeds.py)
 
 A cell's config is its point's composed config with plain values set (hyperparameters, seed,
 `tune.*`), exactly what Hydra does with the equivalent overrides, so every launcher computes the
@@ -24,6 +26,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from bench.config import run_id, semantic_config
+from bench.sweep.auto_seeds import Schedule
 from bench.sweep.space import Dimension, sobol_points
 
 
@@ -31,12 +34,31 @@ from bench.sweep.space import Dimension, sobol_points
 class Budget:
     trials: int = 16  # per study
     studies: int = 1
-    seeds: int = 3
+    #: re-runs of each point's best; None until `bench tune` resolves the default for its grid
+    #: (auto_seeds.default_seeds); with `auto`, the seeds of the first look
+    seeds: int | None = None
     search_seed: int = 0
+    auto: bool = False  # seeds=auto: add seeds where a comparison is undecided, up to max_seeds
+    max_seeds: int = 20
+    seed_step: int = 4
+
+    @property
+    def schedule(self) -> Schedule | None:
+        return Schedule(self.seeds, self.max_seeds, self.seed_step) if self.auto else None
 
     @property
     def runs_per_point(self) -> int:
-        return self.trials * self.studies + self.seeds
+        """At most: seeds=auto may stop a point below max_seeds."""
+        return self.trials * self.studies + (self.max_seeds if self.auto else self.seeds)
+
+    def spec(self) -> dict[str, Any]:
+        """What identifies the sweep. A fixed `seeds` gives exactly the keys sweeps had before
+        seeds=auto existed, so their ids (and their manifests) do not move."""
+        fixed = {"trials": self.trials, "studies": self.studies, "seeds": self.seeds, "search_seed": self.search_seed}
+        if not self.auto:
+            return fixed
+        return {**fixed, "seeds": "auto", "initial_seeds": self.seeds, "max_seeds": self.max_seeds,
+                "seed_step": self.seed_step, "looks": self.schedule.looks}
 
 
 @dataclass
@@ -61,13 +83,16 @@ class Cell:
     seed: int
     params: dict[str, float]
     sweep: str
+    looks: int | None = None  # seeds=auto: the planned looks L, recorded for whoever re-judges the seeds
     run_id: str = ""
     cfg: DictConfig | None = field(default=None, repr=False)
 
     def values(self) -> dict[str, Any]:
         """Dotted keys and values set on the point's config."""
+        looks = {} if self.looks is None else {"tune.looks": self.looks}  # other sweeps' overrides stay as they were
         return {**{f"optimizer.{k}": v for k, v in self.params.items()}, "seed": self.seed,
-                "tune.sweep": self.sweep, "tune.phase": self.phase, "tune.study": self.study, "tune.trial": self.trial}
+                "tune.sweep": self.sweep, "tune.phase": self.phase, "tune.study": self.study, "tune.trial": self.trial,
+                **looks}
 
     def overrides(self, base: list[str], point: Point) -> list[str]:
         """The same cell as Hydra overrides, for launchers that compose each job themselves."""
@@ -90,7 +115,7 @@ def sweep_id(points: list[Point], budget: Budget) -> str:
     keys): the semantic configs, the search spaces and the budget."""
     spec = {"points": [semantic_config(p.cfg) for p in points],
             "spaces": [[d.describe() | {"key": d.key} for d in p.space] for p in points],
-            "budget": budget.__dict__}
+            "budget": budget.spec()}
     return "tune-" + hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
@@ -118,7 +143,10 @@ def search_cells(points: list[Point], budget: Budget, sweep: str) -> list[Cell]:
     return cells
 
 
-def seed_cells(index: int, point: Point, best: Cell, budget: Budget) -> list[Cell]:
+def seed_cells(index: int, point: Point, best: Cell, budget: Budget, count: int) -> list[Cell]:
+    """The first `count` fresh-seed re-runs of the point's best (the same cells whatever the count:
+    seeds=auto extends the list, never reshuffles it)."""
     first = int(point.cfg.seed) + budget.studies
-    return [materialize(Cell(index, "seeds", None, i, first + i, dict(best.params), best.sweep), point)
-            for i in range(budget.seeds)]
+    looks = budget.schedule.looks if budget.auto else None
+    return [materialize(Cell(index, "seeds", None, i, first + i, dict(best.params), best.sweep, looks), point)
+            for i in range(count)]

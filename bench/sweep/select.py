@@ -1,7 +1,8 @@
 """Reading a phase's results: a cell's score, each study's best, the point to re-run.
 
 A cell's score is its run's final value of the task's metric. Runs that diverged or failed have
-no score: they still count against the budget (they were tried), they just cannot win.
+no score: they still count against the budget (they were tried), they just cannot win. Where
+seeds are compared, such a run is a miss: a loss of +inf, never dropped (`loss`).
 """
 
 from __future__ import annotations
@@ -48,14 +49,29 @@ def median(values: list[float | None]) -> float | None:
     return statistics.median(finite) if finite else None
 
 
-def spread(values: list[float]) -> dict[str, Any]:
-    """The seeds' median with its 95% bootstrap interval (as the leaderboard computes it), plus
-    mean and standard deviation; None where undefined (no values; an interval of one value)."""
-    from bench.results.stats import bootstrap
+def loss(summary: dict[str, Any] | None) -> float:
+    """The run's final metric as a loss (negated where higher is better); +inf for a miss."""
+    value = score(summary)
+    if value is None:
+        return math.inf
+    return -value if summary.get("mode") == "max" else value
 
-    if not values:
-        return {"n": 0, "median": None, "lo": None, "hi": None, "mean": None, "std": None}
-    est = bootstrap(values)
-    finite = lambda x: x if math.isfinite(x) else None
-    return {"n": len(values), "median": finite(est.value), "lo": finite(est.lo), "hi": finite(est.hi),
-            "mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+def spread(values: list[float | None], mode: str | None) -> dict[str, Any]:
+    """The seeds' median with its distribution-free 95% interval (`stats.median_ci`, exact
+    coverage), as the leaderboard computes it; `needs` > 0 where n is too small for one. Values
+    are final metrics, None for a miss, which counts as the worst value (never dropped); a median
+    or bound that is a miss is None, `misses` says how many there were. Mean and SD of the
+    finite values are descriptive."""
+    from bench.results import stats
+
+    sign = -1.0 if mode == "max" else 1.0
+    est = stats.median_ci([math.inf if v is None else sign * v for v in values])
+    back = lambda x: sign * x if math.isfinite(x) else None
+    finite = [v for v in values if v is not None]
+    lo, hi = (est.hi, est.lo) if sign < 0 else (est.lo, est.hi)
+    return {"n": len(values), "misses": len(values) - len(finite), "median": back(est.value),
+            "lo": back(lo) if est.has_interval else None, "hi": back(hi) if est.has_interval else None,
+            "coverage": est.coverage if est.has_interval else None, "needs": est.needs,
+            "mean": statistics.fmean(finite) if finite else None,
+            "std": statistics.stdev(finite) if len(finite) > 1 else None}

@@ -7,11 +7,23 @@ re-run with `seeds` fresh seeds. The sweep is resumable: every cell is a run dir
 its config, so launching the same command again skips finished cells, resumes interrupted ones
 from their checkpoints and reruns the rest. runs/.sweeps/<id>/manifest.json records the budget,
 the search spaces, every cell and the results.
+
+Seeds. Without `seeds=`, each point is re-run with the fewest seeds with which a task's table can
+give verdicts and intervals: max(min_seeds(k(k−1)/2), 6) for k optimizers per task, i.e. enough
+for one Holm family of all k(k−1)/2 exact rank tests to reject at all, and at least the 6 from
+which a median gets a 95% interval (6 seeds up to 7 optimizers, 7 for 8 to 13). An explicit `seeds=N`
+is kept as given (a sweep started with seeds=3 resumes as it was), with a warning where N is too
+few for any verdict. `seeds=auto` starts there and adds `seed_step` (default 4) seeds to both
+optimizers of every comparison still undecided, up to `max_seeds` (default 20), testing each look
+at alpha/L for the L looks it plans (bench/sweep/auto_seeds.py has the procedure and why it keeps
+the family-wise error at alpha); its seeds-phase runs record L as `tune.looks`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import json
 import sys
 import time
 from pathlib import Path
@@ -22,33 +34,43 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 from bench import BenchError
+from bench.config import semantic_config
+from bench.results import stats
 from bench.runner import rundir
 from bench.runner.checkpoint import has_checkpoint
 from bench.runner.validate import validate
-from bench.sweep import select
+from bench.sweep import auto_seeds, select
 from bench.sweep.launch import HydraSession, run_in_process
 from bench.sweep.plan import Budget, Cell, Point, search_cells, seed_cells, sweep_id
 from bench.sweep.space import parse_space
 
-OPTIONS = {"trials": 1, "studies": 1, "seeds": 0, "search_seed": 0}  # name → smallest allowed value
+# name → smallest allowed value; seeds also takes `auto`, which the last two tune
+OPTIONS = {"trials": 1, "studies": 1, "seeds": 0, "search_seed": 0, "max_seeds": 1, "seed_step": 1}
+AUTO_ONLY = ("max_seeds", "seed_step")
 FORBIDDEN = {"seed": "one base seed only: study s trains with seed+s, the seeds phase with seed+studies+i",
              "force": "a sweep reuses finished runs; use another runs_root for a fresh sweep"}
 
 
 def parse_args(args: list[str]) -> tuple[Budget, list[str], list[list[str]]]:
     """(budget, fixed overrides, sweep axes) of a `bench tune` command line."""
-    budget: dict[str, int] = {}
+    budget: dict[str, int | bool] = {}
     overrides = []
     for arg in args:
         key, eq, value = arg.partition("=")
         if arg.startswith("-") or not eq:
             raise BenchError(f"bench tune takes key=value arguments, got {arg!r}; see `bench tune --help`")
-        if key in OPTIONS:
+        if key == "seeds" and value == "auto":
+            budget["auto"] = True
+        elif key in OPTIONS:
             if not value.isdigit() or int(value) < OPTIONS[key]:
-                raise BenchError(f"{key} must be an integer >= {OPTIONS[key]}, got {value!r}")
+                also = " or auto" if key == "seeds" else ""
+                raise BenchError(f"{key} must be an integer >= {OPTIONS[key]}{also}, got {value!r}")
             budget[key] = int(value)
         else:
             overrides.append(arg)
+    for key in AUTO_ONLY:
+        if key in budget and not budget.get("auto"):
+            raise BenchError(f"{key} applies to seeds=auto only; add seeds=auto or drop {key}")
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException as exc:
@@ -106,20 +128,105 @@ def _read(root: Path, cells: list[Cell], into: dict[str, dict]) -> dict[str, dic
     return into
 
 
-def _plan_seeds(points: list[Point], search: list[Cell], results: dict, budget: Budget) -> list[Cell] | None:
-    """The seeds phase, once every search cell is finished (never from a partial search: that
-    would give some points less budget than others)."""
+def tasks_of(points: list[Point]) -> dict[str, list[int]]:
+    """Point indices per task, grouped as the leaderboard groups runs into one table: the task with
+    its settings and its step budget. Keyed by a label: the task's name, plus the values of the
+    other non-optimizer axes where there are any."""
+    groups: dict[str, list[int]] = {}
+    labels: dict[str, str] = {}
+    for index, point in enumerate(points):
+        key = json.dumps([semantic_config(point.cfg).get("task"), point.cfg.steps], sort_keys=True, default=str)
+        rest = [o for o in point.overrides if not o.startswith(("optimizer", "task="))]
+        labels.setdefault(key, str(point.cfg.task.name) + (f"[{','.join(rest)}]" if rest else ""))
+        groups.setdefault(key, []).append(index)
+    return {labels[k]: v for k, v in groups.items()}
+
+
+def _names(points: list[Point], members: list[int]) -> dict[int, str]:
+    """What a point is called in its task's comparisons: its optimizer, or its label where the
+    grid has several points of one optimizer on the task."""
+    names = {i: str(points[i].cfg.optimizer.name) for i in members}
+    return names if len(set(names.values())) == len(names) else {i: points[i].label for i in members}
+
+
+def resolve_budget(budget: Budget, points: list[Point], tasks: dict[str, list[int]]) -> Budget:
+    """The seeds per point: as given, or the default for the number of optimizers compared on each
+    task (auto_seeds.default_seeds), or seeds=auto's first look."""
+    per_task = {label: {str(points[i].cfg.optimizer.name) for i in members} for label, members in tasks.items()}
+    k = max(len(names) for names in per_task.values())
+    family, default = auto_seeds.family_size(k), auto_seeds.default_seeds(k)
+    if budget.auto:
+        for label, members in tasks.items():
+            if len(members) > len(per_task[label]):
+                raise BenchError(f"seeds=auto compares one point per optimizer on each task, but {label} has "
+                                 f"{len(members)} points of {len(per_task[label])} optimizer(s); sweep only optimizer "
+                                 "and the task, one seeds=auto command per value of the other axes")
+        if budget.max_seeds < default:
+            raise BenchError(f"max_seeds={budget.max_seeds} is below the {default} seeds seeds=auto starts from with "
+                             f"{k} optimizer(s) per task; raise max_seeds to at least {default}")
+        return dataclasses.replace(budget, seeds=auto_seeds.schedule(k, budget.max_seeds, budget.seed_step).initial)
+    if budget.seeds is None:
+        return dataclasses.replace(budget, seeds=default)
+    needed = stats.min_seeds(family)
+    if family and 0 < budget.seeds < needed:
+        which = f"any of the {family} comparisons" if family > 1 else "the comparison"
+        print(f"warning: seeds={budget.seeds} cannot decide {which} per task: the exact two-sided test needs "
+              f"{needed} seeds per optimizer (the default, {default}, also gives median intervals)", file=sys.stderr)
+    return budget
+
+
+def _bests(points: list[Point], search: list[Cell], results: dict) -> dict[int, Cell] | None:
+    """Each point's best search cell, once every search cell is finished (never from a partial
+    search: that would give some points less budget than others). A point whose every search run
+    diverged or failed has none, and no seeds phase."""
     if not all(_finished(results.get(c.run_id)) for c in search):
         return None
-    cells = []
-    for index, point in enumerate(points):
+    out = {}
+    for index in range(len(points)):
         best = select.best_of([c for c in search if c.point == index], results)
-        if best is None:
-            print(f"warning: {point.label}: no search run finished ok (all diverged or failed); no seeds phase",
-                  file=sys.stderr)
-            continue
-        cells.extend(seed_cells(index, point, best[0], budget))
-    return cells
+        if best is not None:
+            out[index] = best[0]
+    return out
+
+
+def _losses(cells: list[Cell], results: dict) -> list[float]:
+    """The losses of the seeds finished so far, in seed order, up to the first unfinished one (a
+    look takes each optimizer's first n seeds, never a later seed in place of a missing one)."""
+    out = []
+    for cell in cells:
+        summary = results.get(cell.run_id)
+        if not _finished(summary):
+            break
+        out.append(select.loss(summary))
+    return out
+
+
+def _seeds(points: list[Point], tasks: dict[str, list[int]], bests: dict[int, Cell], budget: Budget,
+           root: Path, results: dict) -> tuple[list[Cell], dict[str, auto_seeds.Outcome]]:
+    """The seeds phase as far as the runs on disk take it, and each task's comparisons: `seeds`
+    cells per point; under seeds=auto, also the seeds that the looks replayed on the finished runs
+    ask for (so a relaunch continues the looks where they stopped)."""
+    if not budget.seeds:
+        return [], {}
+    plan = _plan(budget)
+    counts = dict.fromkeys(bests, budget.seeds)
+    while True:
+        cells = {i: seed_cells(i, points[i], bests[i], budget, counts[i]) for i in bests}
+        _read(root, [c for mine in cells.values() for c in mine], results)
+        outcomes, wanted = {}, dict(counts)
+        for label, members in tasks.items():
+            names = _names(points, [i for i in members if i in cells])
+            outcome = auto_seeds.run_looks({name: _losses(cells[i], results) for i, name in names.items()}, plan)
+            outcomes[label] = outcome
+            wanted.update({i: max(counts[i], outcome.sizes[name]) for i, name in names.items()})
+        if wanted == counts:
+            return [c for i in sorted(cells) for c in cells[i]], outcomes
+        counts = wanted
+
+
+def _plan(budget: Budget) -> auto_seeds.Schedule:
+    """seeds=auto's schedule; a fixed seeds phase is a single look at alpha."""
+    return budget.schedule or auto_seeds.Schedule(budget.seeds, budget.seeds, 1)
 
 
 def _progress(root: Path, cells: list[Cell], results: dict, unplanned: int) -> str:
@@ -142,15 +249,30 @@ def _run_phase(session: HydraSession, cells: list[Cell], points: list[Point], fi
         print(f"warning: a job failed: {error}", file=sys.stderr)
 
 
+def _families(outcomes: dict[str, auto_seeds.Outcome], plan: auto_seeds.Schedule) -> list[dict[str, Any]]:
+    """Each task's comparisons for the manifest, from the look that gave each its verdict (the
+    last one it was tested in), with the seeds per side it had there. p_adjusted is Holm's within
+    that look times the planned looks: comparable with alpha whatever the number of looks."""
+    out, looks = [], plan.looks
+    for label, outcome in outcomes.items():
+        comparisons = [{"a": c.a, "b": c.b, "verdict": c.verdict, "p": c.p, "p_adjusted": min(1.0, looks * c.p_adjusted),
+                        "p_beats": c.p_beats, "needs": c.needs, "look": look + 1, "seeds": plan.size(look)}
+                       for c, look in outcome.verdicts.values()]
+        out.append({"task": label, "alpha": stats.ALPHA, "looks": looks, "looks_done": outcome.looks_done,
+                    "finished": outcome.finished, "seeds": dict(outcome.sizes), "comparisons": comparisons})
+    return out
+
+
 def manifest(sid: str, command: str, budget: Budget, fixed: list[str], points: list[Point], search: list[Cell],
-             seeds: list[Cell] | None, results: dict) -> dict[str, Any]:
+             seeds: list[Cell], results: dict, outcomes: dict[str, auto_seeds.Outcome]) -> dict[str, Any]:
     out = []
     for index, point in enumerate(points):
         mine = [c for c in search if c.point == index]
-        again = [c for c in seeds or [] if c.point == index]
+        again = [c for c in seeds if c.point == index]
         best = select.best_of(mine, results) if all(_finished(results.get(c.run_id)) for c in mine) else None
         bests = select.study_bests(mine, results, budget.studies)
-        seed_values = [v for v in (select.score(results.get(c.run_id)) for c in again) if v is not None]
+        finished = [results[c.run_id] for c in again if _finished(results.get(c.run_id))]
+        seed_values = [select.score(s) for s in finished]  # None: a miss (diverged or failed)
         sample = next((results[c.run_id] for c in mine if c.run_id in results), {})
         out.append({
             "label": point.label, "overrides": point.overrides, "task": point.cfg.task.name,
@@ -159,13 +281,35 @@ def manifest(sid: str, command: str, budget: Budget, fixed: list[str], points: l
             "study_best": bests, "median_study_best": select.median(bests),
             "best": {"run_id": best[0].run_id, "params": best[0].params, "value": best[1]} if best else None,
             "seeds": {"run_ids": [c.run_id for c in again], "seeds": [c.seed for c in again],
-                      "values": seed_values, **select.spread(seed_values)},
+                      "values": seed_values, **select.spread(seed_values, sample.get("mode"))},
             "cells": [{"run_id": c.run_id, "phase": c.phase, "study": c.study, "trial": c.trial, "seed": c.seed,
                        "params": c.params, "status": (results.get(c.run_id) or {}).get("status"),
                        "value": select.score(results.get(c.run_id))} for c in [*mine, *again]],
         })
     return {"sweep": sid, "command": command, "updated_at": time.time(), "base_overrides": fixed,
-            "budget": {**budget.__dict__, "runs_per_point": budget.runs_per_point}, "points": out}
+            "budget": {**budget.spec(), "runs_per_point": budget.runs_per_point}, "points": out,
+            "families": _families(outcomes, _plan(budget))}
+
+
+def _fmt(value: float | None) -> str:
+    return "miss" if value is None else f"{value:.4g}"
+
+
+def _seeds_text(s: dict[str, Any]) -> str:
+    if not s["n"]:
+        return "-"
+    misses = f", {s['misses']} missed" if s["misses"] else ""
+    if s["needs"]:
+        return f"{_fmt(s['median'])} (n={s['n']}{misses}; interval: n too small (needs ≥ {s['needs']}))"
+    return f"{_fmt(s['median'])} [{_fmt(s['lo'])}, {_fmt(s['hi'])}] (n={s['n']}{misses}, covers {s['coverage']:.1%})"
+
+
+def _verdict_text(c: dict[str, Any]) -> str:
+    if c["verdict"] in ("better", "worse"):
+        return f"{c['a']} {c['verdict']} than {c['b']} (p_adj {c['p_adjusted']:.2g}, look {c['look']}, {c['seeds']} seeds)"
+    if c["verdict"] == "n too small":
+        return f"{c['a']} vs {c['b']}: n too small (needs ≥ {c['needs']} seeds)"
+    return f"{c['a']} vs {c['b']}: not significant (p_adj {c['p_adjusted']:.2g}, {c['seeds']} seeds)"
 
 
 def report(data: dict[str, Any]) -> str:
@@ -173,14 +317,23 @@ def report(data: dict[str, Any]) -> str:
     for p in data["points"]:
         fmt = lambda v: "-" if v is None else f"{v:.4g}"
         best = " ".join(f"{k}={v:.3g}" for k, v in p["best"]["params"].items()) if p["best"] else "-"
-        s = p["seeds"]
-        seeds = f"{fmt(s['median'])} [{fmt(s['lo'])}, {fmt(s['hi'])}] (n={s['n']})" if s["n"] else "-"
         metric = f"{p['metric']} ({'higher' if p['mode'] == 'max' else 'lower'} is better)"
-        rows.append((p["label"], metric, f"{fmt(p['median_study_best'])} (of {len(p['study_best'])})", best, seeds))
+        rows.append((p["label"], metric, f"{fmt(p['median_study_best'])} (of {len(p['study_best'])})", best,
+                     _seeds_text(p["seeds"])))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = [f"{data['sweep']}: {data['budget']['trials']} trials × {data['budget']['studies']} studies + "
-             f"{data['budget']['seeds']} seeds per point"]
+    b = data["budget"]
+    seeds = (f"{b['initial_seeds']} seeds, up to {b['max_seeds']} where undecided (seeds=auto)" if b["seeds"] == "auto"
+             else f"{b['seeds']} seeds")
+    lines = [f"{data['sweep']}: {b['trials']} trials × {b['studies']} studies + {seeds} per point"]
     lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    for fam in data["families"]:
+        if not fam["comparisons"]:
+            continue
+        looks = f"; {fam['looks']} looks planned, each at {fam['alpha'] / fam['looks']:.3g}" if fam["looks"] > 1 else ""
+        state = "" if fam["finished"] else f" (after look {fam['looks_done']}: not finished, run again)"
+        lines.append(f"  {fam['task']}: {len(fam['comparisons'])} comparison(s), one Holm family at "
+                     f"{fam['alpha']:g}{looks}{state}")
+        lines += [f"    {_verdict_text(c)}" for c in fam["comparisons"]]
     return "\n".join(lines)
 
 
@@ -202,8 +355,17 @@ def _preflight_args(fixed: list[str], axes: list[list[str]]) -> list[str]:
     return [*fixed, *sweeps]
 
 
-def _tune(session: HydraSession, budget: Budget, fixed: list[str], axes: list[list[str]], command: str) -> int:
+def _budget_text(budget: Budget, given: Budget) -> str:
+    if budget.auto:
+        return (f"{budget.seeds} seeds, then +{budget.seed_step} up to {budget.max_seeds} where undecided "
+                f"(seeds=auto: {budget.schedule.looks} looks at alpha/{budget.schedule.looks})")
+    return f"{budget.seeds} seeds" + (" (default)" if given.seeds is None else "")
+
+
+def _tune(session: HydraSession, given: Budget, fixed: list[str], axes: list[list[str]], command: str) -> int:
     points = plan_points(session, fixed, axes)
+    tasks = tasks_of(points)
+    budget = resolve_budget(given, points, tasks)
     sid = sweep_id(points, budget)
     root = rundir.ensure_root(Path(points[0].cfg.runs_root))
     sweep_dir = root / ".sweeps" / sid
@@ -211,37 +373,58 @@ def _tune(session: HydraSession, budget: Budget, fixed: list[str], axes: list[li
     session.set_sweep_dir(sweep_dir)
     search = search_cells(points, budget, sid)
     results = _read(root, search, {})
-    seeds = _plan_seeds(points, search, results, budget)
-    if seeds is not None:
-        _read(root, seeds, results)
-    unplanned = len(points) * budget.seeds if seeds is None else 0
+    bests = _bests(points, search, results)
+    seeds, outcomes = _seeds(points, tasks, bests, budget, root, results) if bests is not None else ([], {})
+    unplanned = len(points) * budget.seeds if bests is None else 0
     where = "in this process" if session.in_process else f"with hydra/launcher={session.launcher_name}"
-    print(f"{sid}: {len(points)} point(s) × ({budget.studies} studies × {budget.trials} trials + {budget.seeds} "
-          f"seeds), {where}; {sweep_dir / 'manifest.json'}")
-    print(_progress(root, [*search, *(seeds or [])], results, unplanned), flush=True)
+    print(f"{sid}: {len(points)} point(s) × ({budget.studies} studies × {budget.trials} trials + "
+          f"{_budget_text(budget, given)}), {where}; {sweep_dir / 'manifest.json'}")
+    print(_progress(root, [*search, *seeds], results, unplanned), flush=True)
     save = lambda: rundir.write_json_atomic(sweep_dir / "manifest.json", manifest(
-        sid, command, budget, fixed, points, search, seeds, results))
+        sid, command, budget, fixed, points, search, seeds, results, outcomes))
     save()
     try:
         _run_phase(session, search, points, fixed, results, 0)
         _read(root, search, results)
-        seeds = _plan_seeds(points, search, results, budget)
-        if seeds is None:
+        bests = _bests(points, search, results)
+        if bests is None:
             left = sum(not _finished(results.get(c.run_id)) for c in search)
             save()
             print(f"{left} search runs did not finish (running elsewhere or failed to launch); "
                   "run the same command again to finish the sweep", file=sys.stderr)
             return 1
-        _read(root, seeds, results)
-        _run_phase(session, seeds, points, fixed, results, len(search))
-        _read(root, seeds, results)
+        for index in sorted(set(range(len(points))) - set(bests)):
+            print(f"warning: {points[index].label}: no search run finished ok (all diverged or failed); no seeds phase",
+                  file=sys.stderr)
+        while True:  # one round per look of seeds=auto; a fixed seeds phase is a single round
+            seeds, outcomes = _seeds(points, tasks, bests, budget, root, results)
+            pending = [c for c in seeds if not _finished(results.get(c.run_id))]
+            if not pending:
+                break
+            if budget.auto and any(o.looks_done for o in outcomes.values()):
+                print(_undecided_text(outcomes, len(pending)), flush=True)
+            save()
+            _run_phase(session, pending, points, fixed, results, len(search) + len(seeds) - len(pending))
+            _read(root, pending, results)
+            if not all(_finished(results.get(c.run_id)) for c in pending):
+                break
     except KeyboardInterrupt:
         save()
         print("\ninterrupted: run the same command again to finish (finished runs are kept, interrupted ones "
               "resume from their checkpoints)", file=sys.stderr)
         raise SystemExit(130) from None
-    data = manifest(sid, command, budget, fixed, points, search, seeds, results)
+    data = manifest(sid, command, budget, fixed, points, search, seeds, results, outcomes)
     rundir.write_json_atomic(sweep_dir / "manifest.json", data)
     print(report(data))
     missing = sum(not _finished(results.get(c.run_id)) for c in seeds)
+    if missing:
+        print(f"{missing} seed runs did not finish; run the same command again to finish the sweep", file=sys.stderr)
     return 1 if missing else 0
+
+
+def _undecided_text(outcomes: dict[str, auto_seeds.Outcome], runs: int) -> str:
+    parts = []
+    for label, o in outcomes.items():
+        undecided = sum(c.verdict in auto_seeds.UNDECIDED for c, _ in o.verdicts.values())
+        parts.append(f"{label}: {undecided} of {len(o.verdicts)} undecided after look {o.looks_done}")
+    return f"seeds=auto: {runs} more seed runs ({'; '.join(parts)})"
