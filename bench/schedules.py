@@ -2,6 +2,11 @@
 
 A schedule is its own config group so that every optimizer in a comparison gets the same one.
 Warm-up lengths are fractions of the run, so a schedule means the same thing at any budget.
+
+Each also answers `varies(start, total)`: whether the multiplier can take more than one value
+over steps start..total. The loop skips LambdaLR.step() where it cannot; answering from the
+formula rather than by evaluating every step keeps a run of 10^12 steps from spending hours before
+its first step. A "yes" where unsure is always safe (the scheduler is then stepped).
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ import math
 class Constant:
     def __call__(self, step: int, total: int) -> float:
         return 1.0
+
+    def varies(self, start: int, total: int) -> bool:
+        return False
 
 
 class _WarmupThenDecay:
@@ -26,6 +34,10 @@ class _WarmupThenDecay:
         if step < warm:
             return (step + 1) / warm
         return self.decay(min(1.0, (step - warm) / max(1, total - warm)))
+
+    def varies(self, start: int, total: int) -> bool:
+        # both decays are 1 throughout when final is 1; the warm-up ramps wherever it is left
+        return start < total and (start < int(self.warmup * total) or self.final != 1)
 
 
 class WarmupCosine(_WarmupThenDecay):
@@ -63,3 +75,7 @@ class WarmupStableDecay:
             return 1.0
         progress = (step - decay_start) / max(1, total - decay_start)
         return 1 - (1 - self.final) * min(1.0, progress)
+
+    def varies(self, start: int, total: int) -> bool:
+        cools_down = self.final != 1 and total - int(self.decay * total) < total
+        return start < total and (start < int(self.warmup * total) or cools_down)

@@ -5,12 +5,10 @@ against hand-made cases."""
 import re
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from bench.experiments import names, run_experiment
-from bench.experiments.common import VERDICTS, ci, write_section
-from bench.experiments.lion_memory import best_lr_ratio
+from bench.experiments.common import STATS_MARK, VERDICTS, ci, write_section
 
 PRESETS = ["edge_of_stability", "large_step_logreg", "schedule_free", "lion_memory", "reality_check"]
 
@@ -29,6 +27,9 @@ def test_preset_runs_end_to_end_at_test_scale(name, tmp_path):
     section = re.search(rf"<!-- experiment:{name} -->\n(.*?)<!-- /experiment:{name} -->", text, flags=re.S).group(1)
     assert f"**Verdict: {finding.verdict}.**" in section
     assert "(n=" in section  # every number comes with its n
+    assert STATS_MARK in section
+    # a handful of seeds decides nothing, and the section says so with the command that adds seeds
+    assert "n too small" in section and f"bench/conf/experiment/{name}.yaml" in section
     for figure in finding.figures:
         assert f"(claims/{figure.name})" in section
     # the analysis alone, on the runs already there, writes the same section again in place
@@ -86,25 +87,36 @@ def test_sections_are_replaced_in_place_and_kept_in_preset_order(tmp_path):
     assert text.index("## eos\n") < text.index("## eos on a gpu") < text.index("## sf")
 
 
-def test_interval_text_carries_n_and_says_when_there_is_none():
-    assert ci([1.0]) == "1 (n=1, no interval)"
+def test_interval_text_carries_n_coverage_and_says_when_there_is_none():
+    assert ci([1.0]) == "1 (n=1; n too small for a 95% interval: needs ≥ 6)"
     assert ci([]) == "– (n=0)"
-    assert ci([np.inf, np.inf, np.inf]) == "∞ [∞, ∞] (n=3)"
-    low, high = map(float, re.search(r"\[(\S+), (\S+)\]", ci([1.0, 2.0, 3.0, 4.0])).groups())
-    assert 1.0 <= low <= 2.5 <= high <= 4.0
+    assert ci([np.nan, np.nan]) == "– (n=0)"  # nan is "not measured": left out, unlike a miss
+    # the order-statistic interval [x(1), x(6)] covers the median with probability 1 − 2/2^6
+    assert ci([6.0, 1.0, 2.0, 3.0, 4.0, 5.0]) == "3.5 [1, 6] (n=6, 96.8% coverage)"
+    assert ci([1, 2, 3, 4, 5, 6, 7, 8, 9]) == "5 [2, 8] (n=9, 96.0% coverage)"
+    # a miss is +inf and sorts last: half the runs missing makes the median a miss
+    assert ci([1, 2, 3, np.inf, np.inf, np.inf]) == "∞ [1, ∞] (n=6, 96.8% coverage)"
+    # a higher-is-better metric is printed in its own units, its interval the right way round
+    assert ci([-0.9, -0.8, -0.7, -0.6, -0.5, -0.4], 2, sign=-1.0) == "0.65 [0.4, 0.9] (n=6, 96.8% coverage)"
 
 
-def test_best_lr_ratio_finds_the_grid_optimum_of_each_optimizer():
-    rows = []
-    for seed in range(4):
-        for lr in (1e-4, 1e-3, 1e-2):
-            # AdamW is best at 1e-2, Lion at 1e-3, whatever the seed; a diverged run is +inf
-            rows.append({"optimizer": "adamw", "lr": lr, "seed": seed, "loss": abs(np.log10(lr) + 2) + 0.01 * seed})
-            rows.append({"optimizer": "lion", "lr": lr, "seed": seed,
-                         "loss": np.inf if lr == 1e-2 else abs(np.log10(lr) + 3) + 0.01 * seed})
-    point, draws = best_lr_ratio(pd.DataFrame(rows), "adamw", "lion", n_boot=200)
-    assert point == pytest.approx(10.0)
-    assert np.allclose(draws, 10.0)  # the optimum never moves between seeds, so neither does the ratio
+def test_a_section_from_the_earlier_statistics_says_so_until_it_is_rerun(tmp_path):
+    claims = tmp_path / "CLAIMS.md"
+    old = "# What bench found\n\nold head\n\n<!-- experiment:reality_check-gpu -->\n## rc on a gpu\n\n**Verdict: " \
+          "reproduced.** numbers\n<!-- /experiment:reality_check-gpu -->\n"
+    claims.write_text(old)
+    write_section(claims, "reality_check", f"## rc\n\nnew\n{STATS_MARK}\n")
+    text = claims.read_text()
+    assert "old head" not in text  # the head always describes the current rules
+    gpu = re.search(r"<!-- experiment:reality_check-gpu -->\n(.*?)<!--", text, flags=re.S).group(1)
+    assert gpu.startswith("## rc on a gpu\n\n> **Not re-run under the current statistics.**")
+    assert "`bench experiment reality_check --scale gpu` replaces it" in gpu and "numbers" in gpu
+    cpu = re.search(r"<!-- experiment:reality_check -->\n(.*?)<!--", text, flags=re.S).group(1)
+    assert "Not re-run" not in cpu
+    write_section(claims, "reality_check", f"## rc\n\nagain\n{STATS_MARK}\n")
+    assert claims.read_text().count("Not re-run under the current statistics") == 1  # noted once
+    write_section(claims, "reality_check-gpu", f"## rc on a gpu\n\nre-run\n{STATS_MARK}\n")
+    assert "Not re-run" not in claims.read_text()
 
 
 def test_cli_lists_presets_and_rejects_an_unknown_one(bench_cli, tmp_path):

@@ -1,24 +1,32 @@
 """Large-step GD on separable logistic regression (Wu et al., 2024): for each step size η, the
 steps to zero training error (summary.json's steps_to_target; misses count as ∞) and the shape of
-the training loss (its peak relative to the start, and on how many steps it rose)."""
+the training loss (its peak relative to the start, and on how many steps it rose). "Sooner" is an
+exact rank test of each η against the smallest (one Holm family); "non-monotone" is the
+order-statistic interval of the median peak above 1."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from matplotlib import colormaps
 from omegaconf import OmegaConf
 
 from bench.experiments.common import (
+    VERDICTS,
     Cell,
     Experiment,
     Finding,
     ci,
     curves_by_run,
+    family_note,
     figure,
     hyperparameter,
+    interval,
+    judged,
     markdown_table,
+    seeds_hint,
     selected,
 )
 from bench.results import stats
@@ -71,41 +79,84 @@ def above_small_step(curves: dict, lr: float, small: float) -> list[float]:
     return out
 
 
+@dataclass
+class Judgement:
+    """Each larger η against the smallest in steps to zero training error (one Holm family), and
+    the two one-sample checks of the loss's shape at the largest η."""
+
+    comparisons: dict[float, stats.Comparison]  # η → η against the smallest η
+    faster: bool  # the largest η significantly faster than the smallest
+    peak: stats.Estimate  # peak loss ÷ ln 2 at the largest η
+    above: stats.Estimate  # max loss(large η) ÷ loss(small η) at the same step
+    verdict: str
+
+    @property
+    def rose(self) -> bool:
+        """The whole interval of the median above 1 (the sign test's dual at the interval's level)."""
+        return self.peak.has_interval and self.peak.lo > 1 and self.above.has_interval and self.above.lo > 1
+
+
+def judge(steps: dict[float, list[float]], peak: list[float], above: list[float]) -> Judgement:
+    """`steps`: η → steps to zero training error per seed (a miss +inf); `peak` and `above`: the
+    largest η's peak loss ÷ ln 2 and its max ratio to the smallest η's loss at the same step, per
+    seed. Faster: the exact rank test (Holm over every η against the smallest) says the largest η
+    is better. Non-monotone: the order-statistic interval of each median lies above 1."""
+    lrs = sorted(steps)
+    small, large = lrs[0], lrs[-1]
+    pairs = [(f"{lr:g}", f"{small:g}") for lr in lrs[1:]]
+    found = stats.compare_family({f"{lr:g}": steps[lr] for lr in lrs}, pairs) if pairs else []
+    comparisons = {lr: c for lr, c in zip(lrs[1:], found, strict=True)}
+    faster = large in comparisons and comparisons[large].verdict == "better"
+    j = Judgement(comparisons, faster, stats.median_ci(peak), stats.median_ci(above), "")
+    j.verdict = VERDICTS[0] if faster and j.rose else VERDICTS[1] if faster or j.rose else VERDICTS[2]
+    return j
+
+
+WORDS = {"better": "**sooner**", "worse": "**later**"}
+
+
 def analyse(exp: Experiment) -> Finding:
     per, curves = measure(exp)
     lrs = sorted(per)
     small, large = lrs[0], lrs[-1]
+    higher = above_small_step(curves, large, small)
+    j = judge({lr: per[lr]["steps"] for lr in lrs}, per[large]["peak"], higher)
     rows = []
     for lr in lrs:
         m = per[lr]
         reached = sum(np.isfinite(m["steps"]))
-        rows.append([f"{lr:g}", f"{reached}/{len(m['steps'])}", ci(m["steps"], 3), ci(m["peak"], 3),
+        c = j.comparisons.get(lr)
+        rows.append([f"{lr:g}", f"{reached}/{len(m['steps'])}", ci(m["steps"], 3),
+                     interval(stats.p_beats_ci(m["steps"], per[small]["steps"]), 2) if c else "—",
+                     judged(c, WORDS) if c else "—", ci(m["peak"], 3),
                      ci(m["rises"], 3), ci(above_small_step(curves, lr, small), 3) if lr != small else "—"])
-    body = markdown_table(["η", "separated", "steps to zero training error", "peak loss ÷ ln 2",
-                           "steps on which the loss rose", f"max loss(η) ÷ loss(η={small:g}) at the same step"],
-                          rows)
+    body = markdown_table(["η", "separated", "steps to zero training error", f"P(sooner than η={small:g})",
+                           f"vs η={small:g}", "peak loss ÷ ln 2", "steps on which the loss rose",
+                           f"max loss(η) ÷ loss(η={small:g}) at the same step"], rows)
     t = exp.spec.task
+    n = len(exp.spec.seeds)
     body += (f"\n\nFull-batch GD (SGD without momentum on all {round(t.n * 0.8)} training points), constant η, "
              f"unregularised binary logistic loss from w = 0, {t.dim}-dimensional Gaussian data pushed "
              f"{t.margin} away from a random hyperplane (each seed draws a new data set), {t.budget} steps, "
              f"training error evaluated after every step. A run that never separated the data counts as ∞ steps "
-             f"(AlgoPerf's convention), so a median of ∞ means at least half the seeds missed.")
-
-    fast = stats.bootstrap(per[large]["steps"])
-    slow = stats.bootstrap(per[small]["steps"])
-    medians = [stats.bootstrap(per[lr]["steps"]).value for lr in lrs]
-    faster = fast.hi < slow.lo if np.isfinite(fast.hi) and np.isfinite(slow.lo) else fast.value < slow.value
-    faster = bool(faster) and all(b <= a for a, b in zip(medians, medians[1:], strict=False))
-    higher = above_small_step(curves, large, small)
-    non_monotone = bool(per[large]["peak"]) and min(per[large]["peak"]) > 1 and bool(higher) and min(higher) > 1
-    verdict = ("reproduced" if faster and non_monotone else
-               "partly reproduced" if faster or non_monotone else "not reproduced at this scale")
-    summary = (f"Steps to zero training error fell from {ci(per[small]['steps'])} at η={small:g} to "
-               f"{ci(per[large]['steps'])} at η={large:g} (medians non-increasing in η: {'yes' if faster else 'no'}), "
-               f"while at η={large:g} the loss peaked at {ci(per[large]['peak'])} × its starting value and rose to "
-               f"{ci(higher)} × the η={small:g} run's loss at the same step.")
+             f"(AlgoPerf's convention), so a median of ∞ means at least half the seeds missed. P(sooner) is the "
+             f"chance that a seed at η separates before one at η={small:g} (ties count half), with Newcombe's "
+             f"interval.")
+    body += "\n\n" + family_note(exp, list(j.comparisons.values()), f"every η against η={small:g}", n)
+    body += (f"\n\n\"Sooner\" needs the test of η={large:g} against η={small:g}; \"non-monotone\" needs the whole "
+             f"order-statistic interval of both medians at η={large:g} (peak loss ÷ ln 2, and the ratio to the "
+             f"η={small:g} run's loss at the same step) above 1, a sign test at the interval's level; such an "
+             f"interval exists from {stats.seeds_for_median()} seeds.")
+    if not j.peak.has_interval:
+        body += f" n too small for it here: {seeds_hint(exp)}."
+    c = j.comparisons.get(large)
+    summary = (f"Steps to zero training error: {ci(per[small]['steps'])} at η={small:g}, {ci(per[large]['steps'])} "
+               f"at η={large:g} — " + (judged(c, WORDS) if c else "no comparison") + "; at η="
+               f"{large:g} the loss peaked at {ci(per[large]['peak'])} × its starting value and rose to {ci(higher)} × "
+               f"the η={small:g} run's loss at the same step (non-monotone by the interval: "
+               f"{'yes' if j.rose else 'no'}).")
     figures = [exp.save(plot(exp, per, curves), "steps-and-loss")]
-    return Finding(verdict, summary, body, figures)
+    return Finding(j.verdict, summary, body, figures)
 
 
 def plot(exp: Experiment, per: dict, curves: dict):
@@ -113,15 +164,15 @@ def plot(exp: Experiment, per: dict, curves: dict):
     lrs = sorted(per)
     cap = float(exp.spec.task.budget)
     for lr in lrs:
-        e = stats.bootstrap(per[lr]["steps"])
+        e = stats.median_ci(per[lr]["steps"])
         y = min(e.value, cap * 1.5)
-        lo, hi = (e.lo, e.hi) if np.isfinite(e.lo) else (e.value, e.value)
+        lo, hi = (e.lo, e.hi) if e.has_interval else (e.value, e.value)  # no interval below 6 seeds
         err = [[max(0.0, y - min(lo, cap * 1.5))], [max(0.0, min(hi, cap * 1.5) - y)]]
         ax_t.errorbar([lr], [y], yerr=err, fmt="o" if np.isfinite(e.value) else "x", color="tab:blue", capsize=3)
     ax_t.axhline(cap, color="gray", ls=":", lw=1)
     ax_t.text(lrs[0], cap * 1.05, "budget (above: not separated)", fontsize=8, color="gray")
     ax_t.set(xscale="log", yscale="log", xlabel="step size η", ylabel="GD steps to zero training error",
-             title=f"median and 95% CI over {len(exp.spec.seeds)} data sets")
+             title=f"median, 95% order-statistic CI, {len(exp.spec.seeds)} data sets")
     cmap = colormaps["viridis"]
     seed = min(exp.spec.seeds)
     for i, lr in enumerate(lrs):

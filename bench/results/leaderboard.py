@@ -232,7 +232,6 @@ def leaderboard(runs: pd.DataFrame, task: str | Sequence[str] | None = None, bas
 def _benchmark_rows(bench_name: str, group: pd.DataFrame, all_runs: pd.DataFrame, baseline: str,
                     alpha: float, level: float) -> list[dict]:
     mode = str(group["mode"].iloc[0])
-    sign = -1.0 if mode == "max" else 1.0
     losses = {o: g["loss"].to_numpy(float) for o, g in group.groupby("optimizer")}
     ranked, need, family = judge(losses, alpha)
     pairs = list(family)
@@ -264,7 +263,7 @@ def _benchmark_rows(bench_name: str, group: pd.DataFrame, all_runs: pd.DataFrame
             "optimizer_state_bytes": _median_of(g, "optimizer_state_bytes"),
             **_est("step_time_ms", stats.median_ci(_finite(g, "step_time_ms"), level)),
         }
-        row.update(_versus(opt, baseline, group, losses, family, ranked, need, sign, alpha, level))
+        row.update(_versus(opt, baseline, group, losses, family, ranked, need, mode, alpha, level))
         rows.append(row)
     return rows
 
@@ -273,7 +272,7 @@ _EFFECTS = ("p_beats", "shift", "steps_ratio", "time_ratio")
 
 
 def _versus(opt: str, baseline: str, group: pd.DataFrame, losses: dict, family: dict, ranked: set, need: int,
-            sign: float, alpha: float, level: float) -> dict:
+            mode: str, alpha: float, level: float) -> dict:
     """The row against the baseline: the family's verdict and adjusted p, and effect sizes."""
     empty = {"vs_baseline": "", "p_value": math.nan, "p_adjusted": math.nan, "detectable": math.nan,
              **{k: v for e in _EFFECTS for k, v in _est(e, stats.Estimate(math.nan, math.nan, math.nan, 0)).items()}}
@@ -282,12 +281,10 @@ def _versus(opt: str, baseline: str, group: pd.DataFrame, losses: dict, family: 
     if baseline not in losses:
         return empty
     mine, base = group[group["optimizer"] == opt], group[group["optimizer"] == baseline]
-    shift = stats.shift_ci(losses[opt], losses[baseline], level)
-    if sign < 0:  # back to the metric's own direction: a higher accuracy is a positive difference
-        shift = stats.Estimate(-shift.value, -shift.hi, -shift.lo, shift.n, shift.coverage, shift.needs)
     out = {**empty,
            **_est("p_beats", stats.p_beats_ci(losses[opt], losses[baseline], level)),
-           **_est("shift", shift),
+           # in the metric's own direction: a higher accuracy is a positive difference
+           **_est("shift", _flip(stats.shift_ci(losses[opt], losses[baseline], level), mode)),
            **_est("steps_ratio", stats.ratio_ci(mine["steps_to_target_inf"], base["steps_to_target_inf"], level)),
            **_est("time_ratio", stats.ratio_ci(mine["time_to_target_inf"], base["time_to_target_inf"], level))}
     c = family.get((opt, baseline)) or family.get((baseline, opt))

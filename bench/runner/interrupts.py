@@ -10,16 +10,57 @@ submitit's preemption signal (SIGUSR2 unless SUBMITIT_PREEMPT_SIGNAL says otherw
 submitit job has installed a handler for it. After the checkpoint and the run's bookkeeping,
 `deliver()` does what the signal would have done without us: submitit's handler requeues the
 job, a default handler ends the process. A second Ctrl-C stops at once, without a checkpoint.
+
+Outside the training loop (start-up, building, between the runs of a sweep) nothing is half
+done, so a stop signal ends the command at once: Ctrl-C raises KeyboardInterrupt as usual, and
+`outside_training()` makes SIGTERM and SIGUSR1 raise `Stopped`, which the command turns into one
+line and exit code 128 + the signal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 from typing import Any, Callable
 
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGUSR1")
+
+
+class Stopped(BaseException):
+    """A stop signal outside the training loop. A BaseException, like KeyboardInterrupt, so that
+    nothing that records a failing run as a result catches it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+
+def _stop(signum: int, frame) -> None:
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def outside_training():
+    """SIGTERM and SIGUSR1 raise `Stopped` in this block (where nobody else handles them), so
+    that they end a command promptly, with a message, wherever it is. The training loop's
+    `Interrupts` takes over while it runs and hands back on exit."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for name in STOP_SIGNALS[1:]:  # SIGINT raises KeyboardInterrupt already
+            sig = getattr(signal, name)
+            if signal.getsignal(sig) is signal.SIG_DFL:
+                previous[sig] = signal.signal(sig, _stop)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _preemption_signal() -> int | None:
@@ -86,7 +127,8 @@ class Interrupts:
         if self.signum is None:
             return
         previous = self._previous.get(self.signum, signal.SIG_DFL)
-        if callable(previous) and previous is not signal.default_int_handler:
+        # `_stop` stands in for the default action: the run has already said why it stopped
+        if callable(previous) and previous not in (signal.default_int_handler, _stop):
             previous(self.signum, None)  # e.g. submitit: requeue the job and exit
             return
         if self.signum == signal.SIGINT:

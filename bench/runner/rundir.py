@@ -7,9 +7,11 @@
                   checkpoint.pt   while unfinished: the state to resume from (see checkpoint.py)
                   interrupted.json  after a stop signal: the step and the signal (no summary.json)
 
-A directory with summary.json is finished; one without is unfinished (crashed, killed,
-interrupted or still running: the lock tells which). Several processes may share one runs root
-safely.
+A directory whose summary.json says "ok" or "diverged" is finished: a re-run skips it. One whose
+summary says "failed" holds a result (a sweep counts it as a miss) but is not finished: the
+failure may be transient (out of memory, a killed data read), so a re-run retries it. One
+without summary.json is unfinished (crashed, killed, interrupted or still running: the lock
+tells which). Several processes may share one runs root safely.
 """
 
 from __future__ import annotations
@@ -32,7 +34,12 @@ import bench
 from bench import BenchError
 from bench.results.names import canonical_summary
 
-FINISHED = ("ok", "diverged", "failed")
+FINISHED = ("ok", "diverged")  # done: a re-run skips these
+RESULTS = (*FINISHED, "failed")  # what a sweep counts; "failed" is retried by a re-run
+
+
+def is_finished(summary: dict[str, Any] | None) -> bool:
+    return summary is not None and summary.get("status") in FINISHED
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

@@ -1,26 +1,47 @@
 """Checks on a composed config, before anything is built or written. Each failure is a
-BenchError whose one line names the fix."""
+BenchError whose one line names the fix.
+
+Numbers must be finite (`optimizer.lr=1e400` parses as inf, `nan` as nan: neither is a setting
+anyone means), and counts must be ones the run's arithmetic handles: steps at most MAX_STEPS,
+where the schedules' float arithmetic is still exact to the step, and seeds that every random
+generator accepts. Hyperparameters that only the optimizer or task knows to be wrong are left to
+its constructor, which the runner calls before it writes anything (main.py).
+"""
 
 from __future__ import annotations
 
 import functools
+import math
 from numbers import Number
 
 from omegaconf import DictConfig, ListConfig
 
 from bench import BenchError
-from bench.config import CONF_DIR, option_defaults
+from bench.config import CONF_DIR, META_KEYS, option_defaults
 
 # Parsing a yaml costs milliseconds; a sweep validates thousands of runs of the same few options.
 _defaults = functools.lru_cache(maxsize=256)(option_defaults)
+
+#: the most steps a run may have: schedules compute step / total in double precision, which is
+#: exact to the step up to 2^53 (~9e15); a run that long would take centuries anyway
+MAX_STEPS = 10**15
+#: seeds go to torch.manual_seed (int64), numpy (mod 2^32) and python's random, plus offsets
+MAX_SEED = 2**62
 
 
 def _is_number(value) -> bool:
     return isinstance(value, Number) and not isinstance(value, bool)
 
 
+def _number_list(default) -> bool:
+    """A list default of numbers (betas, eps pairs) has a fixed length; others (exclude) do not."""
+    items = list(default)
+    return any(_is_number(x) for x in items) and all(x is None or _is_number(x) for x in items)
+
+
 def _check_types(node: DictConfig, defaults: DictConfig, where: str) -> None:
-    """A value whose yaml default is a number must still be a number (`optimizer.lr=abc`)."""
+    """A value whose yaml default is a number must still be a number (`optimizer.lr=abc`), and a
+    list of numbers must keep its length (`optimizer.betas=[0.9]`)."""
     for key, default in defaults.items():
         if key not in node or key.startswith("_"):
             continue
@@ -31,6 +52,29 @@ def _check_types(node: DictConfig, defaults: DictConfig, where: str) -> None:
             raise BenchError(f"{where}.{key} must be true or false, got {value!r}")
         if isinstance(default, ListConfig) and value is not None and not isinstance(value, ListConfig):
             raise BenchError(f"{where}.{key} must be a list like {list(default)}, got {value!r}")
+        if isinstance(default, ListConfig) and value is not None and _number_list(default):
+            items = list(value)
+            if len(items) != len(default) or not all(x is None or _is_number(x) for x in items):
+                raise BenchError(f"{where}.{key} must be a list of {len(default)} numbers like "
+                                 f"{list(default)}, got {items}")
+
+
+def _check_finite(value, name: str) -> None:
+    """inf and nan anywhere in a constructor argument (a list's items too)."""
+    if isinstance(value, (DictConfig, dict)):
+        for key, item in value.items():
+            _check_finite(item, f"{name}.{key}")
+    elif isinstance(value, (ListConfig, list, tuple)):
+        for item in value:
+            _check_finite(item, name)
+    elif _is_number(value) and not math.isfinite(value):
+        raise BenchError(f"{name} must be a finite number, got {value!r}; pass a finite value")
+
+
+def _constructor_values(node: DictConfig, where: str) -> None:
+    for key in node:
+        if isinstance(key, str) and not key.startswith("_") and key not in META_KEYS:
+            _check_finite(node[key], f"{where}.{key}")
 
 
 def _positive_int(cfg: DictConfig, key: str, allow_none: bool = False) -> None:
@@ -39,22 +83,28 @@ def _positive_int(cfg: DictConfig, key: str, allow_none: bool = False) -> None:
         return
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise BenchError(f"{key} must be a positive integer, got {value!r}; e.g. {key}=100")
+    if value > MAX_STEPS:
+        raise BenchError(f"{key} must be at most 10^15 (the schedules' arithmetic is exact to the step up to "
+                         f"there), got {value}")
 
 
 def validate(cfg: DictConfig) -> None:
     _positive_int(cfg, "steps")
     _positive_int(cfg, "eval_every", allow_none=True)
     _positive_int(cfg, "log_every", allow_none=True)
-    if not isinstance(cfg.seed, int):
+    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
         raise BenchError(f"seed must be an integer, got {cfg.seed!r}")
+    if abs(cfg.seed) >= MAX_SEED:
+        raise BenchError(f"seed must be between -2^62 and 2^62 (what every random generator takes), got {cfg.seed}")
     if not isinstance(cfg.batch_size, int) or cfg.batch_size < 0:
         raise BenchError(f"batch_size must be an integer >= 0 (0 = full batch), got {cfg.batch_size!r}")
     for group in ("task", "optimizer"):
         name = cfg[group].get("name")
         if name and (CONF_DIR / group / f"{name}.yaml").exists():
             _check_types(cfg[group], _defaults(group, name), group)
+        _constructor_values(cfg[group], group)
     lr = cfg.optimizer.get("lr")
     if lr is not None and (not _is_number(lr) or lr <= 0):
         raise BenchError(f"optimizer.lr must be > 0, got {lr!r}; e.g. optimizer.lr=1e-3")
-    if cfg.grad_clip is not None and (not _is_number(cfg.grad_clip) or cfg.grad_clip <= 0):
-        raise BenchError(f"grad_clip must be a positive number or null, got {cfg.grad_clip!r}")
+    if cfg.grad_clip is not None and (not _is_number(cfg.grad_clip) or not 0 < cfg.grad_clip < math.inf):
+        raise BenchError(f"grad_clip must be a positive finite number or null, got {cfg.grad_clip!r}")
