@@ -392,6 +392,6 @@ def plot_lr(exp: Experiment, lr_runs: list[dict], optimum: dict[str, float]):
     for o, lr in optimum.items():
         if np.isfinite(lr):
             ax.axvline(lr, color=colour.get(o, "gray"), ls=":", lw=1)
-    ax.set_title(f"Final {table['metric'].iloc[0]} vs lr, median over {len(exp.spec.lr_sweep.seeds)} seeds "
-                 "(✕ = diverged; dotted: median interpolated optimum)", fontsize=9)
+    ax.set_title(f"Final {table['metric'].iloc[0]} vs lr, median over {len(exp.spec.lr_sweep.seeds)} seeds\n"
+                 "(✕ = diverged; dotted: median of the per-seed optima)", fontsize=9)
     return fig

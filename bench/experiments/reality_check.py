@@ -194,8 +194,8 @@ def plot(exp: Experiment, steps: dict):
     ax.axhline(exp.spec.steps, color="gray", ls=":", lw=1)
     ax.text(exp.spec.batch_sizes[0], exp.spec.steps * 1.05, "budget (✕ above: median run missed)", fontsize=7,
             color="gray")
-    ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="steps to target (median, 95% order-statistic CI over seeds)",
-           title="Steps to target vs batch size")
+    ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="steps to target (median over seeds)",
+           title="Steps to target vs batch size (band: 95% order-statistic CI)")
     ax.yaxis.set_major_formatter(ScalarFormatter())
     ax.yaxis.set_minor_formatter(ScalarFormatter())
     ax.set_xticks(list(exp.spec.batch_sizes), [str(b) for b in exp.spec.batch_sizes])
