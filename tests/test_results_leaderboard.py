@@ -214,7 +214,7 @@ def test_renderings(board_root):
     assert "### quad: val/loss (lower is better), target 0.3" in md
     assert "| 2= | sgd |" in md and "n=6" in md and "not significant (p=1)" in md
     assert lb.rule(0.05, 3) in md and "Holm" in md and "Exact coverage of the median intervals: n=3" not in md
-    assert "n=6: 96.9%" in md
+    assert "n=6: 96.8%" in md  # 62/64 = 96.875%, rounded down
     data = json.loads(tables.render(board, "json", across))
     adam = next(r for r in data["leaderboard"] if r["optimizer"] == "adam")
     assert adam["time_to_target_s"] == "inf" and adam["reached"] == 0

@@ -30,6 +30,7 @@ from bench import BenchError
 from bench.config import CONF_DIR
 from bench.results import stats
 from bench.results.store import Runs, load
+from bench.results.tables import percent_down
 
 SCALES = ("test", "cpu", "gpu")
 VERDICTS = ("reproduced", "partly reproduced", "not reproduced at this scale")
@@ -225,12 +226,9 @@ def ci(values: Sequence[float], digits: int = 3, sign: float = 1.0) -> str:
                 f"needs ≥ {e.needs})")
     lo, hi = sorted((sign * e.lo, sign * e.hi))
     return (f"{_num(sign * e.value, digits)} [{_num(lo, digits)}, {_num(hi, digits)}] "
-            f"(n={e.n}, {_coverage(e.coverage)} coverage)")
+            f"(n={e.n}, {percent_down(e.coverage)} coverage)")
 
 
-def _coverage(c: float) -> str:
-    # floor, so that "95.0%" never stands for a coverage just below the level
-    return f"{math.floor(c * 1000) / 10:.1f}%"
 
 
 def interval(e: stats.Estimate, digits: int = 3, what: str = "interval") -> str:

@@ -23,6 +23,11 @@ def num(x: float, digits: int = 3) -> str:
     return f"{x:.{digits}g}"
 
 
+def percent_down(p: float) -> str:
+    """A coverage as a percentage rounded down: 62/64 prints as 96.8%, never as more than it is."""
+    return f"{math.floor(p * 1000 + 1e-9) / 10:.1f}%"
+
+
 def estimate(row: pd.Series, col: str, unit: str = "", n: int | None = None, coverage: bool = False) -> str:
     """`median [lo, hi] n=6 (97%)`: the interval (with its exact coverage when asked; the notes
     under each table list it per n); where n is too small for one, `median n=3 (n too small)`.
@@ -36,7 +41,7 @@ def estimate(row: pd.Series, col: str, unit: str = "", n: int | None = None, cov
         return "∞" + count
     text = num(value, 3) + unit
     if not math.isnan(lo):
-        shown = f" ({cover:.1%})" if coverage and not math.isnan(cover) else ""
+        shown = f" ({percent_down(cover)})" if coverage and not math.isnan(cover) else ""
         return f"{text} [{num(lo, 3)}, {num(hi, 3)}]{count}{shown}"
     return text + count + (" (n too small)" if needs and needs > 0 else "")
 
@@ -126,7 +131,7 @@ def notes(board: pd.DataFrame, benchmark: str) -> list[str]:
     r = part.iloc[0]
     out = [rule(float(r["alpha"]), int(r["family"]))]
     covered = part.drop_duplicates("n").sort_values("n")
-    shown = [f"n={n}: {c:.1%}" for n, c in zip(covered["n"], covered["final_coverage"], strict=True) if c == c]
+    shown = [f"n={n}: {percent_down(c)}" for n, c in zip(covered["n"], covered["final_coverage"], strict=True) if c == c]
     out.append("Exact coverage of the median intervals: " + (", ".join(shown) if shown else "none")
                + f"; a median needs ≥ {stats.seeds_for_median()} seeds for a 95% interval.")
     unranked = part[~part["ranked"]]
