@@ -31,22 +31,32 @@ Arguments are Hydra overrides (see `bench list` for the choices):
   bench run -m optimizer=adamw,lion seed=0,1,2      a sweep (Hydra multirun)
   bench run --cfg job optimizer=lion                print the composed config
 
-A finished configuration is skipped (`already done: <dir>`); force=true re-runs it into a new
-directory. Top-level keys: steps, batch_size, eval_every, log_every, seed, device (auto|cpu|cuda),
+A finished configuration (ok or diverged) is skipped (`already done: <dir>`); force=true re-runs
+it into a new directory. A failed one is retried. Exit code: 0 when every run finished, 1 when one
+failed, 2 on bad input (including settings an optimizer or task rejects), 130/143 when stopped. Top-level keys: steps, batch_size, eval_every, log_every, seed, device (auto|cpu|cuda),
 precision (auto|fp32|bf16), grad_clip, runs_root, force, progress (auto|bar|lines|off).
 """
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, help=RUN_HELP)
 def run(ctx: typer.Context) -> None:
-    from bench.runner.preflight import preflight
+    from bench.runner.interrupts import Stopped, outside_training
 
     args = list(ctx.args)
-    guarded(preflight, args)
-    from bench.runner.main import hydra_entry
+    try:
+        with outside_training():  # SIGTERM/SIGUSR1 end start-up promptly too, not only training
+            from bench.runner.preflight import preflight
 
-    sys.argv = ["bench"] + args
-    guarded(hydra_entry)
+            guarded(preflight, args)
+            from bench.runner.main import run_command
+
+            sys.argv = ["bench"] + args
+            code = guarded(run_command)
+    except Stopped as exc:
+        typer.echo(f"interrupted ({exc.name})", err=True)
+        raise typer.Exit(128 + exc.signum) from None
+    if code:  # a run failed: it said why in one line
+        raise typer.Exit(code)
 
 
 from bench.sweep import TUNE_HELP  # noqa: E402  (plain text; importing it costs nothing)

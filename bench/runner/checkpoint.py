@@ -8,8 +8,9 @@ Python values, so `torch.load(weights_only=True)` reads it: loading runs no pick
     <run_dir>/checkpoint.pt        the latest checkpoint (written atomically: temp + rename)
     <run_dir>/interrupted.json     why and where the run stopped (removed when it finishes)
 
-An interrupted run writes no summary.json: readers treat a summary as a finished result, and an
-interrupted run is not one. Re-running the same config resumes from the checkpoint.
+An interrupted run writes no summary.json: readers treat a summary as a result, and an
+interrupted run is not one. Re-running the same config resumes from the checkpoint. A failed run
+writes its summary (status failed) and keeps its last checkpoint, from which its retry resumes.
 """
 
 from __future__ import annotations
@@ -126,10 +127,12 @@ class Checkpointer:
                 "checkpoint": FILE if self.path.exists() else None,
             })
 
-    def discard(self) -> None:
-        """A finished run needs neither its checkpoint nor the interruption note."""
+    def discard(self, keep_checkpoint: bool = False) -> None:
+        """A finished run needs neither its checkpoint nor the interruption note. A failed one
+        keeps its checkpoint (`keep_checkpoint`): retrying it resumes from there."""
         if self.writer:
-            self.path.unlink(missing_ok=True)
+            if not keep_checkpoint:
+                self.path.unlink(missing_ok=True)
             self.path.with_name(INTERRUPTED).unlink(missing_ok=True)
 
 

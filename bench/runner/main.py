@@ -3,8 +3,13 @@
 directly for many trials in one process.
 
 A run directory is claimed with a lock, so parallel workers sharing a runs root never run the
-same configuration twice; a finished run is skipped, an interrupted one resumes from its
-checkpoint, one that died without a checkpoint starts over.
+same configuration twice; a finished run (ok or diverged) is skipped, an interrupted one resumes
+from its checkpoint, one that died without a checkpoint starts over, and one that failed is
+retried: its failure is recorded (a sweep counts it as a miss) but never taken as done.
+
+How a failure ends `bench run`: a constructor that rejects the settings (ValueError/TypeError)
+is bad input, reported before anything is written (exit 2); a crash while training is recorded
+as a failed run (exit 1). In a sweep both are that configuration's result and the sweep goes on.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 
 import hydra
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -75,18 +81,20 @@ def _hydra_overrides() -> list[str] | None:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None
 
 
-def execute(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]:
+def execute(cfg: DictConfig, overrides: list[str] | None = None, sweep: bool = True) -> dict[str, Any]:
     """Run one configuration into its run directory and return the summary.
 
-    A finished run with the same semantic config is not repeated (status "skipped"). `overrides`
-    (the command's Hydra overrides; read from Hydra when omitted) are needed only to start a
-    `distributed.nproc=N` run under torchrun."""
+    A finished run with the same semantic config is not repeated (status "skipped"); a failed
+    one is retried. `overrides` (the command's Hydra overrides; read from Hydra when omitted) are
+    needed only to start a `distributed.nproc=N` run under torchrun. `sweep`: settings that a
+    constructor rejects are this configuration's result, recorded as a failed run; a single run
+    (sweep=False) raises BenchError instead, before anything is written."""
     validate(cfg)
     rid = run_id(cfg)
     root = rundir.ensure_root(Path(cfg.runs_root))
     existing = root / rid
     done = rundir.read_summary(existing)
-    if done is not None and done.get("status") in rundir.FINISHED and not cfg.force:
+    if rundir.is_finished(done) and not cfg.force:
         print(f"already done: {existing}  (force=true runs it again into a new directory)")
         return {**done, "status": "skipped", "run_dir": str(existing)}
     if distributed.should_launch(cfg):
@@ -95,31 +103,51 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, An
     world = distributed.init_world(cfg.device)
     requested, slot = devices.place(world.device(cfg.device), distributed=world.size > 1)
     try:
-        return _execute(cfg, rid, root, world, resolve_device(requested))
+        return _execute(cfg, rid, root, world, resolve_device(requested), sweep)
     finally:
         if slot is not None:
             slot.release()
         world.close()
 
 
+class Rejected(Exception):
+    """A constructor refused the configuration's settings (torch's `Invalid beta parameter`, a
+    task's impossible size): bad input the user can fix, not a crash."""
+
+    def __init__(self, group: str, name: str, exc: BaseException):
+        cause = exc.__cause__ if isinstance(exc, InstantiationException) and exc.__cause__ else exc
+        first_line = (str(cause).strip().splitlines() or [""])[0]
+        self.error = f"{type(cause).__name__}: {first_line}"
+        super().__init__(f"{group} {name} rejected its settings: {self.error} (fix the {group}.* overrides)")
+
+
+def _constructed(cfg: DictConfig, group: str, make):
+    try:
+        return make()
+    except (ValueError, TypeError, InstantiationException) as exc:
+        raise Rejected(group, str(cfg[group].get("name") or cfg[group].get("_target_")), exc) from exc
+
+
 def _build(cfg: DictConfig, device: torch.device, world: World):
-    task = distributed.shard_task(build_task(cfg, device), world)
-    model = task.model()
+    task = distributed.shard_task(_constructed(cfg, "task", lambda: build_task(cfg, device)), world)
+    model = _constructed(cfg, "task", task.model)
     distributed.sync_gradients(model, world)
-    optimizer, caps = build_optimizer(cfg.optimizer, model)
+    optimizer, caps = _constructed(cfg, "optimizer", lambda: build_optimizer(cfg.optimizer, model))
     if world.size > 1 and caps.needs_hvp:
         raise BenchError(f"optimizer {cfg.optimizer.name} needs Hessian-vector products, which distributed runs "
                          "do not support here; run it on one device")
-    schedule = instantiate(cfg.schedule)
+    schedule = _constructed(cfg, "schedule", lambda: instantiate(cfg.schedule))
     total = int(cfg.steps)  # read once: a config lookup (an interpolation) costs more than a logreg step
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: schedule(s, total))
-    return task, model, optimizer, caps, scheduler
+    # LambdaLR evaluates the schedule once here: a schedule that cannot compute is rejected too
+    scheduler = _constructed(cfg, "schedule", lambda: torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: schedule(s, total)))
+    return task, model, optimizer, caps, scheduler, schedule
 
 
 def _claim(cfg: DictConfig, root: Path, rid: str) -> tuple[rundir.RunLock | None, dict[str, Any]]:
     """Pick and lock this run's directory (rank 0 only)."""
     existing = root / rid
-    if cfg.force and rundir.read_summary(existing) is not None:
+    if cfg.force and rundir.is_finished(rundir.read_summary(existing)):
         run_dir = rundir.fresh_directory(root, rid)
     else:
         existing.mkdir(exist_ok=True)
@@ -129,16 +157,19 @@ def _claim(cfg: DictConfig, root: Path, rid: str) -> tuple[rundir.RunLock | None
         return None, {"action": "busy", "run_dir": str(run_dir)}
     # Another worker may have finished it between our first look and the lock.
     done = rundir.read_summary(run_dir)
-    if done is not None and done.get("status") in rundir.FINISHED and not (cfg.force and run_dir != existing):
+    if rundir.is_finished(done) and not (cfg.force and run_dir != existing):
         lock.release()
         return None, {"action": "done", "run_dir": str(run_dir), "summary": done}
+    # An earlier attempt's failure: this attempt replaces it; until it ends, nothing claims a result.
+    (run_dir / "summary.json").unlink(missing_ok=True)
     return lock, {"action": "run", "run_dir": str(run_dir)}
 
 
-def _execute(cfg: DictConfig, rid: str, root: Path, world: World, device: torch.device) -> dict[str, Any]:
-    # Build everything before touching the runs root, so bad input leaves no trace. Any other
-    # exception (a constructor rejecting a sampled hyperparameter) is this configuration's
-    # result: it is recorded below as a failed run, and a sweep goes on.
+def _execute(cfg: DictConfig, rid: str, root: Path, world: World, device: torch.device,
+             sweep: bool) -> dict[str, Any]:
+    # Build everything before touching the runs root, so bad input leaves no trace. In a sweep,
+    # any other exception (a constructor rejecting a sampled hyperparameter) is this
+    # configuration's result: it is recorded below as a failed run, and the sweep goes on.
     seed_everything(cfg.seed)
     built, build_error = None, None
     try:
@@ -148,7 +179,9 @@ def _execute(cfg: DictConfig, rid: str, root: Path, world: World, device: torch.
     except Exception as exc:
         if os.environ.get("BENCH_DEBUG"):
             raise
-        build_error = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, Rejected) and not sweep:
+            raise BenchError(str(exc)) from exc
+        build_error = exc.error if isinstance(exc, Rejected) else f"{type(exc).__name__}: {exc}"
 
     lock, claim = _claim(cfg, root, rid) if world.is_main else (None, None)
     claim = world.share(claim)
@@ -161,8 +194,8 @@ def _execute(cfg: DictConfig, rid: str, root: Path, world: World, device: torch.
         return {**claim["summary"], "status": "skipped", "run_dir": str(run_dir)}
     try:
         if build_error is not None:
-            return _record_build_failure(cfg, rid, run_dir, device, build_error, write=world.is_main)
-        return _run(cfg, rid, run_dir, world, device, *built)
+            return _record_build_failure(cfg, rid, run_dir, device, build_error, world.is_main, sweep)
+        return _run(cfg, rid, run_dir, world, device, sweep, *built)
     finally:
         if lock is not None:
             lock.release()
@@ -182,7 +215,16 @@ def _header(cfg: DictConfig, rid: str, metric: str, mode: str, optimum) -> dict[
     }
 
 
-def _record_build_failure(cfg, rid: str, run_dir: Path, device, error: str, write: bool) -> dict[str, Any]:
+def _say_failed(run_dir: Path, error: str, sweep: bool) -> None:
+    """One line on stderr. A sweep's line names the run; a single run's is the command's error."""
+    if sweep:
+        print(f"failed: {run_dir}: {error}", file=sys.stderr)
+    else:
+        print(f"error: run failed: {error} (recorded in {run_dir}; the same command retries it, "
+              "BENCH_DEBUG=1 shows the traceback)", file=sys.stderr)
+
+
+def _record_build_failure(cfg, rid: str, run_dir: Path, device, error: str, write: bool, sweep: bool) -> dict:
     task_cls = resolve_target(cfg.task, "task")
     summary = {**_header(cfg, rid, task_cls.metric, task_cls.mode, getattr(task_cls, "optimum", None)),
                "status": "failed", "error": error, "steps": 0, "env": rundir.environment(device),
@@ -190,11 +232,12 @@ def _record_build_failure(cfg, rid: str, run_dir: Path, device, error: str, writ
     if write:
         rundir.write_config(run_dir / "config.yaml", OmegaConf.to_container(cfg, resolve=True))
         rundir.write_json_atomic(run_dir / "summary.json", summary)
-        print(f"failed: {run_dir}: {error}", file=sys.stderr)
+        _say_failed(run_dir, error, sweep)
     return summary
 
 
-def _run(cfg, rid, run_dir: Path, world: World, device, task, model, optimizer, caps, scheduler) -> dict:
+def _run(cfg, rid, run_dir: Path, world: World, device, sweep: bool, task, model, optimizer, caps, scheduler,
+         schedule) -> dict:
     probes = build_probes(cfg.get("probe"), task, cfg.seed)  # before config.yaml: bad probe settings leave no run
     checkpointer = Checkpointer(run_dir, rid, model, optimizer, scheduler, writer=world.is_main)
     resume = checkpointer.load() if world.is_main else None
@@ -205,7 +248,7 @@ def _run(cfg, rid, run_dir: Path, world: World, device, task, model, optimizer, 
         steps=cfg.steps, eval_every=eval_every, log_every=cfg.log_every or max(1, cfg.steps // 50),
         target=cfg.task.get("target"), grad_clip=cfg.grad_clip, autocast_dtype=autocast_dtype(cfg.precision, device),
         checkpoint_every=cfg.get("checkpoint_every") or 0,
-        mean_over_ranks=world.mean if world.size > 1 else None,
+        mean_over_ranks=world.mean if world.size > 1 else None, schedule=schedule,
     )
     sinks: list = []
     if world.is_main:
@@ -236,11 +279,12 @@ def _run(cfg, rid, run_dir: Path, world: World, device, task, model, optimizer, 
     except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, keeping the last checkpoint
         summary.update(status="interrupted")
         raise
-    except Exception as exc:  # a failing trial is a result; the sweep goes on
+    except Exception as exc:  # a failing trial is a result (a miss); the sweep goes on, a re-run retries it
         if os.environ.get("BENCH_DEBUG"):
             raise
         summary.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-        print(f"failed: {run_dir}: {summary['error']}", file=sys.stderr)
+        if world.is_main:
+            _say_failed(run_dir, summary["error"], sweep)
     finally:
         summary.update(
             optimizer_state_bytes=state_bytes(optimizer), peak_mem_bytes=peak_memory_bytes(device),
@@ -249,10 +293,12 @@ def _run(cfg, rid, run_dir: Path, world: World, device, task, model, optimizer, 
         )
         for sink in sinks:
             sink.finish(summary)
-        if summary.get("status") in rundir.FINISHED:
-            if world.is_main:
-                rundir.write_json_atomic(run_dir / "summary.json", summary)
-            checkpointer.discard()
+        status = summary.get("status")
+        if status in rundir.RESULTS and world.is_main:
+            rundir.write_json_atomic(run_dir / "summary.json", summary)
+        if status in rundir.RESULTS:
+            # a failed run keeps its last checkpoint: the retry resumes from it
+            checkpointer.discard(keep_checkpoint=status == "failed")
         else:
             checkpointer.mark_interrupted(summary.get("interrupted_at"), interrupts.name)
     if summary["status"] == "interrupted":
@@ -261,6 +307,8 @@ def _run(cfg, rid, run_dir: Path, world: World, device, task, model, optimizer, 
                   f"command again to resume)", file=sys.stderr)
         interrupts.deliver()
         return summary
+    if summary["status"] == "failed":
+        return summary  # said above
     best = summary.get("best")
     shown = f"{task.metric}={best:.4g}" if isinstance(best, float) and math.isfinite(best) else ""
     if world.is_main:
@@ -268,13 +316,39 @@ def _run(cfg, rid, run_dir: Path, world: World, device, task, model, optimizer, 
     return summary
 
 
+def _multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+#: statuses of the runs this process ran for `bench run` (a multirun's jobs, with the basic launcher)
+_statuses: list[str] = []
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def hydra_entry(cfg: DictConfig) -> dict[str, Any]:
     try:
-        return execute(cfg)
+        summary = execute(cfg, sweep=_multirun())
     except BenchError as exc:
         # SystemExit passes through Hydra's error reporting untouched: one line, exit code 2.
         print(f"error: {exc}", file=sys.stderr)
         if os.environ.get("BENCH_DEBUG"):
             raise
         sys.exit(2)
+    _statuses.append(summary.get("status", "?"))
+    return summary
+
+
+def run_command() -> int:
+    """`bench run` (sys.argv holds its arguments): 0 when every run finished or was done already
+    (a diverged run is a result), 1 when one failed. A failed run is recorded, not done: the same
+    command retries it."""
+    _statuses.clear()
+    hydra_entry()
+    failed = _statuses.count("failed")
+    if failed and len(_statuses) > 1:
+        print(f"error: {failed} of {len(_statuses)} runs failed (each said why above; status failed in its "
+              "summary.json); run the same command again to retry them", file=sys.stderr)
+    return 1 if failed else 0

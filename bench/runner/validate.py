@@ -59,22 +59,29 @@ def _check_types(node: DictConfig, defaults: DictConfig, where: str) -> None:
                                  f"{list(default)}, got {items}")
 
 
-def _check_finite(value, name: str) -> None:
-    """inf and nan anywhere in a constructor argument (a list's items too)."""
-    if isinstance(value, (DictConfig, dict)):
-        for key, item in value.items():
-            _check_finite(item, f"{name}.{key}")
-    elif isinstance(value, (ListConfig, list, tuple)):
-        for item in value:
-            _check_finite(item, name)
-    elif _is_number(value) and not math.isfinite(value):
-        raise BenchError(f"{name} must be a finite number, got {value!r}; pass a finite value")
+def _not_finite(value) -> float | None:
+    """The first inf or nan in a value (a list's items, a mapping's values too), else None."""
+    items = value.values() if isinstance(value, (DictConfig, dict)) else \
+        value if isinstance(value, (ListConfig, list, tuple)) else None
+    if items is not None:
+        return next((bad for bad in map(_not_finite, items) if bad is not None), None)
+    return value if _is_number(value) and not math.isfinite(value) else None
 
 
-def _constructor_values(node: DictConfig, where: str) -> None:
+def _check_finite(node: DictConfig, defaults: DictConfig | None, where: str) -> None:
+    """Constructor arguments must be finite (`1e400` parses as inf)."""
     for key in node:
-        if isinstance(key, str) and not key.startswith("_") and key not in META_KEYS:
-            _check_finite(node[key], f"{where}.{key}")
+        if not isinstance(key, str) or key.startswith("_") or key in META_KEYS:
+            continue
+        bad = _not_finite(node[key])
+        if bad is None:
+            continue
+        default = defaults.get(key) if defaults is not None else None
+        example = f"e.g. {where}.{key}={default}" if default is not None else "use a finite value"
+        shown = list(node[key]) if isinstance(node[key], ListConfig) else node[key]
+        why = " (numbers beyond 1.8e308 read as inf)" if math.isinf(bad) else ""
+        what = "a finite number" if _is_number(shown) else "finite numbers"
+        raise BenchError(f"{where}.{key} must be {what}, got {shown!r}{why}; {example}")
 
 
 def _positive_int(cfg: DictConfig, key: str, allow_none: bool = False) -> None:
@@ -98,11 +105,12 @@ def validate(cfg: DictConfig) -> None:
         raise BenchError(f"seed must be between -2^62 and 2^62 (what every random generator takes), got {cfg.seed}")
     if not isinstance(cfg.batch_size, int) or cfg.batch_size < 0:
         raise BenchError(f"batch_size must be an integer >= 0 (0 = full batch), got {cfg.batch_size!r}")
-    for group in ("task", "optimizer"):
+    for group in ("task", "optimizer", "schedule"):
         name = cfg[group].get("name")
-        if name and (CONF_DIR / group / f"{name}.yaml").exists():
-            _check_types(cfg[group], _defaults(group, name), group)
-        _constructor_values(cfg[group], group)
+        defaults = _defaults(group, name) if name and (CONF_DIR / group / f"{name}.yaml").exists() else None
+        if defaults is not None:
+            _check_types(cfg[group], defaults, group)
+        _check_finite(cfg[group], defaults, group)
     lr = cfg.optimizer.get("lr")
     if lr is not None and (not _is_number(lr) or lr <= 0):
         raise BenchError(f"optimizer.lr must be > 0, got {lr!r}; e.g. optimizer.lr=1e-3")

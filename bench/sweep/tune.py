@@ -5,8 +5,10 @@ same number of search runs at scrambled Sobol points of its own `search:` space,
 independent studies (AlgoPerf reports the median of the per-study bests), then its best point is
 re-run with `seeds` fresh seeds. The sweep is resumable: every cell is a run directory keyed by
 its config, so launching the same command again skips finished cells, resumes interrupted ones
-from their checkpoints and reruns the rest. runs/.sweeps/<id>/manifest.json records the budget,
-the search spaces, every cell and the results.
+from their checkpoints and reruns the rest. A failed run (a crash, or settings its optimizer
+rejects) is a miss for this launch, which goes on, counts it and exits 1; the next launch
+retries it, once. runs/.sweeps/<id>/manifest.json records the budget, the search spaces, every
+cell, the results and the failed runs.
 
 Seeds. Without `seeds=`, each point is re-run with the fewest seeds with which a task's table can
 give verdicts and intervals: max(min_seeds(k(k−1)/2), 6) for k optimizers per task, i.e. enough
@@ -117,7 +119,17 @@ def plan_points(session: HydraSession, fixed: list[str], axes: list[list[str]]) 
 
 
 def _finished(summary: dict | None) -> bool:
-    return summary is not None and summary.get("status") in rundir.FINISHED
+    """Done: a relaunch skips it (ok or diverged)."""
+    return rundir.is_finished(summary)
+
+
+def _settled(summary: dict | None) -> bool:
+    """Has a result this launch can use: finished, or failed (a miss, retried by the next launch)."""
+    return summary is not None and summary.get("status") in rundir.RESULTS
+
+
+def _failed(cells: list[Cell], results: dict) -> int:
+    return sum((results.get(c.run_id) or {}).get("status") == "failed" for c in cells)
 
 
 def _read(root: Path, cells: list[Cell], into: dict[str, dict]) -> dict[str, dict]:
@@ -125,6 +137,8 @@ def _read(root: Path, cells: list[Cell], into: dict[str, dict]) -> dict[str, dic
         summary = rundir.read_summary(root / cell.run_id)
         if summary is not None:
             into[cell.run_id] = summary
+        else:  # e.g. a failed run being retried elsewhere: its old summary is gone
+            into.pop(cell.run_id, None)
     return into
 
 
@@ -176,10 +190,10 @@ def resolve_budget(budget: Budget, points: list[Point], tasks: dict[str, list[in
 
 
 def _bests(points: list[Point], search: list[Cell], results: dict) -> dict[int, Cell] | None:
-    """Each point's best search cell, once every search cell is finished (never from a partial
+    """Each point's best search cell, once every search cell has a result (never from a partial
     search: that would give some points less budget than others). A point whose every search run
     diverged or failed has none, and no seeds phase."""
-    if not all(_finished(results.get(c.run_id)) for c in search):
+    if not all(_settled(results.get(c.run_id)) for c in search):
         return None
     out = {}
     for index in range(len(points)):
@@ -195,7 +209,7 @@ def _losses(cells: list[Cell], results: dict) -> list[float]:
     out = []
     for cell in cells:
         summary = results.get(cell.run_id)
-        if not _finished(summary):
+        if not _settled(summary):
             break
         out.append(select.loss(summary))
     return out
@@ -232,12 +246,18 @@ def _plan(budget: Budget) -> auto_seeds.Schedule:
 def _progress(root: Path, cells: list[Cell], results: dict, unplanned: int) -> str:
     done = sum(_finished(results.get(c.run_id)) for c in cells)
     resumed = sum(not _finished(results.get(c.run_id)) and has_checkpoint(root / c.run_id) for c in cells)
-    return f"{len(cells) + unplanned} cells: {done} done, {resumed} resumed, {len(cells) + unplanned - done - resumed} to run"
+    failed = _failed(cells, results)
+    retried = f" ({failed} failed before: retried)" if failed else ""
+    return (f"{len(cells) + unplanned} cells: {done} done, {resumed} resumed, "
+            f"{len(cells) + unplanned - done - resumed} to run{retried}")
 
 
 def _run_phase(session: HydraSession, cells: list[Cell], points: list[Point], fixed: list[str],
-               results: dict, first_index: int) -> None:
-    pending = [c for c in cells if not _finished(results.get(c.run_id))]
+               results: dict, first_index: int, tried: set[str]) -> None:
+    """Run the cells that are not done, each at most once per launch (`tried`): a failed run is
+    retried by the next launch, not in a loop by this one."""
+    pending = [c for c in cells if not _finished(results.get(c.run_id)) and c.run_id not in tried]
+    tried.update(c.run_id for c in pending)
     if not pending:
         return
     overrides = lambda c: c.overrides(fixed, points[c.point])
@@ -269,9 +289,9 @@ def manifest(sid: str, command: str, budget: Budget, fixed: list[str], points: l
     for index, point in enumerate(points):
         mine = [c for c in search if c.point == index]
         again = [c for c in seeds if c.point == index]
-        best = select.best_of(mine, results) if all(_finished(results.get(c.run_id)) for c in mine) else None
+        best = select.best_of(mine, results) if all(_settled(results.get(c.run_id)) for c in mine) else None
         bests = select.study_bests(mine, results, budget.studies)
-        finished = [results[c.run_id] for c in again if _finished(results.get(c.run_id))]
+        finished = [results[c.run_id] for c in again if _settled(results.get(c.run_id))]
         seed_values = [select.score(s) for s in finished]  # None: a miss (diverged or failed)
         sample = next((results[c.run_id] for c in mine if c.run_id in results), {})
         out.append({
@@ -287,6 +307,7 @@ def manifest(sid: str, command: str, budget: Budget, fixed: list[str], points: l
                        "value": select.score(results.get(c.run_id))} for c in [*mine, *again]],
         })
     return {"sweep": sid, "command": command, "updated_at": time.time(), "base_overrides": fixed,
+            "failed": [c.run_id for c in [*search, *seeds] if (results.get(c.run_id) or {}).get("status") == "failed"],
             "budget": {**budget.spec(), "runs_per_point": budget.runs_per_point}, "points": out,
             "families": _families(outcomes, _plan(budget))}
 
@@ -338,7 +359,8 @@ def report(data: dict[str, Any]) -> str:
 
 
 def tune(args: list[str]) -> int:
-    """Run the sweep; 0 when every cell finished, 1 when some could not (run again to finish)."""
+    """Run the sweep; 0 when every cell finished, 1 when some failed or could not run (run again to
+    retry or finish them)."""
     budget, fixed, axes = parse_args(args)
     from bench.runner.preflight import preflight
 
@@ -383,12 +405,13 @@ def _tune(session: HydraSession, given: Budget, fixed: list[str], axes: list[lis
     save = lambda: rundir.write_json_atomic(sweep_dir / "manifest.json", manifest(
         sid, command, budget, fixed, points, search, seeds, results, outcomes))
     save()
+    tried: set[str] = set()
     try:
-        _run_phase(session, search, points, fixed, results, 0)
+        _run_phase(session, search, points, fixed, results, 0, tried)
         _read(root, search, results)
         bests = _bests(points, search, results)
         if bests is None:
-            left = sum(not _finished(results.get(c.run_id)) for c in search)
+            left = sum(not _settled(results.get(c.run_id)) for c in search)
             save()
             print(f"{left} search runs did not finish (running elsewhere or failed to launch); "
                   "run the same command again to finish the sweep", file=sys.stderr)
@@ -398,15 +421,15 @@ def _tune(session: HydraSession, given: Budget, fixed: list[str], axes: list[lis
                   file=sys.stderr)
         while True:  # one round per look of seeds=auto; a fixed seeds phase is a single round
             seeds, outcomes = _seeds(points, tasks, bests, budget, root, results)
-            pending = [c for c in seeds if not _finished(results.get(c.run_id))]
+            pending = [c for c in seeds if not _finished(results.get(c.run_id)) and c.run_id not in tried]
             if not pending:
                 break
             if budget.auto and any(o.looks_done for o in outcomes.values()):
                 print(_undecided_text(outcomes, len(pending)), flush=True)
             save()
-            _run_phase(session, pending, points, fixed, results, len(search) + len(seeds) - len(pending))
+            _run_phase(session, pending, points, fixed, results, len(search) + len(seeds) - len(pending), tried)
             _read(root, pending, results)
-            if not all(_finished(results.get(c.run_id)) for c in pending):
+            if not all(_settled(results.get(c.run_id)) for c in pending):
                 break
     except KeyboardInterrupt:
         save()
@@ -416,10 +439,14 @@ def _tune(session: HydraSession, given: Budget, fixed: list[str], axes: list[lis
     data = manifest(sid, command, budget, fixed, points, search, seeds, results, outcomes)
     rundir.write_json_atomic(sweep_dir / "manifest.json", data)
     print(report(data))
-    missing = sum(not _finished(results.get(c.run_id)) for c in seeds)
+    missing = sum(not _settled(results.get(c.run_id)) for c in seeds)
     if missing:
         print(f"{missing} seed runs did not finish; run the same command again to finish the sweep", file=sys.stderr)
-    return 1 if missing else 0
+    failed = len(data["failed"])
+    if failed:
+        print(f"{failed} of {len(search) + len(seeds)} runs failed (counted as misses; each summary.json says why); "
+              "run the same command again to retry them", file=sys.stderr)
+    return 1 if missing or failed else 0
 
 
 def _undecided_text(outcomes: dict[str, auto_seeds.Outcome], runs: int) -> str:
