@@ -30,6 +30,10 @@ Arguments are Hydra overrides (see `bench list` for the choices):
   bench run task=rosenbrock task.dim=100 schedule=cosine
   bench run -m optimizer=adamw,lion seed=0,1,2      a sweep (Hydra multirun)
   bench run --cfg job optimizer=lion                print the composed config
+  bench run -cd DIR optimizer=mine                  your DIR/optimizer/mine.yaml (--config-dir)
+
+A class overridden without a name (optimizer._target_=torch.optim.NAdam) is stored under its
+lower-cased class name (nadam). A sweep is checked whole before its first run.
 
 A finished configuration (ok or diverged) is skipped (`already done: <dir>`); force=true re-runs
 it into a new directory. A failed one is retried. Exit code: 0 when every run finished, 1 when one
@@ -47,10 +51,11 @@ def run(ctx: typer.Context) -> None:
         with outside_training():  # SIGTERM/SIGUSR1 end start-up promptly too, not only training
             from bench.runner.preflight import preflight
 
-            guarded(preflight, args)
+            # a foreign _target_ gets a name override, so its runs are not stored under the yaml's name
+            extra = guarded(preflight, args, derive_names=True)
             from bench.runner.main import run_command
 
-            sys.argv = ["bench"] + args
+            sys.argv = ["bench"] + args + extra
             code = guarded(run_command)
     except Stopped as exc:
         typer.echo(f"interrupted ({exc.name})", err=True)
@@ -119,12 +124,11 @@ def demo(
 def _data_status(node) -> str:
     source = str(node.get("data_source", "built-in"))
     try:
-        from hydra.utils import get_class
+        from bench.tasks import data_present  # file checks only: listing must not wait for torch
 
-        cls = get_class(node._target_)
-        present = getattr(cls, "data_present", None)
+        present = data_present(node)
         if present is not None:
-            return f"{source} ({'present' if present(node) else 'missing'})"
+            return f"{source} ({'present' if present else 'missing'})"
     except Exception:  # listing must not fail because one task cannot import
         return f"{source} (unavailable)"
     return source
@@ -157,6 +161,8 @@ def leaderboard(
     baseline: str = typer.Option("adamw", "--baseline", "-b", help="optimizer every other one is compared with"),
     fmt: str = typer.Option("table", "--format", "-f", help="table (rich) | md | csv | json (csv/json: raw numbers)"),
     measure: str = typer.Option("time", "--measure", help="time-to-target for the profile score: time | steps"),
+    wide: bool = typer.Option(False, "--wide", help="table: every column, however wide (by default it fits the "
+                                                    "terminal and says which columns it left out)"),
 ) -> None:
     """Per-task leaderboards, reality-check style: each optimizer at its tuned best, with trials
     used, n, and medians with distribution-free 95% intervals (from 6 seeds). Verdicts against the
@@ -174,14 +180,15 @@ def leaderboard(
 
     tasks, optimizers = guarded(parse_filters, filters, task, optimizer)
     guarded(show_leaderboard, runs, tasks, optimizers, baseline, fmt, measure,
-            explicit_baseline=baseline != "adamw")
+            explicit_baseline=baseline != "adamw", wide=wide)
 
 
 @app.command(epilog=RESULTS_EPILOG, short_help="Learning curves, LR sensitivity, performance profiles, tuning-budget curves.")
 def plot(
     filters: Optional[List[str]] = typer.Argument(None, help="task=NAME / optimizer=NAME filters"),
     runs: str = typer.Option("runs", "--runs", "-r", help="runs root to read"),
-    out: str = typer.Option("plots", "--out", help="directory for the PNG and SVG files"),
+    out: str = typer.Option("plots", "--out", help="directory for the PNG and SVG files (created if only that last "
+                                                   "folder is missing; files of the same name are replaced)"),
     kind: Optional[List[str]] = typer.Option(None, "--kind", "-k",
                                              help="curves | lr | profile | budget | resources | all (repeatable)"),
     x: str = typer.Option("step", "--x", help="learning-curve x axis: step | time | items"),
@@ -209,7 +216,9 @@ def plot(
 def report(
     filters: Optional[List[str]] = typer.Argument(None, help="task=NAME / optimizer=NAME filters"),
     runs: str = typer.Option("runs", "--runs", "-r", help="runs root to read"),
-    out: str = typer.Option("report.html", "--out", help="where to write the HTML file"),
+    out: str = typer.Option("report.html", "--out", help="HTML file to write, in an existing directory; an earlier "
+                                                         "bench report there is replaced, any other file only with --force"),
+    force: bool = typer.Option(False, "--force", help="overwrite --out even if it is not a bench report"),
     baseline: str = typer.Option("adamw", "--baseline", "-b", help="optimizer every other one is compared with"),
     x: str = typer.Option("step", "--x", help="learning-curve x axis: step | time | items"),
     task: Optional[str] = typer.Option(None, "--task", "-t", help="only these tasks (comma-separated)"),
@@ -235,7 +244,34 @@ def report(
         if value != default:
             argv += [flag, value]
     guarded(report_command, runs, tasks, optimizers, out, baseline, x, measure,
-            explicit_baseline=baseline != "adamw", argv=argv)
+            explicit_baseline=baseline != "adamw", argv=argv, force=force)
+
+
+@app.command(epilog=RESULTS_EPILOG, short_help="The results table (one row per run) as CSV or parquet.")
+def export(
+    filters: Optional[List[str]] = typer.Argument(None, help="task=NAME / optimizer=NAME filters"),
+    runs: str = typer.Option("runs", "--runs", "-r", help="runs root to read"),
+    out: str = typer.Option("-", "--out", help="file to write; - for CSV on stdout"),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="csv | parquet (default: from the --out suffix)"),
+    force: bool = typer.Option(False, "--force", help="overwrite --out if it exists"),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="only these tasks (comma-separated)"),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", "-o", help="only these optimizers"),
+) -> None:
+    """Write the results table, one row per finished run: run_id, task, optimizer, seed, status,
+    metric, value, loss, steps/time to target, one hp/<name> column per hyperparameter, one
+    task/<name> column per task setting the run's task reads, and the rest of summary.json
+    (columns: README, "Results as a table").
+
+    \b
+      bench export --runs runs/demo/runs --out runs.parquet
+      bench export task=logreg --format csv --out - | head
+      bench export --out runs.csv --force             replace an earlier export
+    """
+    from bench.results.commands import parse_filters
+    from bench.results.export import export_command
+
+    tasks, optimizers = guarded(parse_filters, filters, task, optimizer)
+    guarded(export_command, runs, tasks, optimizers, fmt, out, force)
 
 
 @app.command(short_help="Regression gate for CI: a small sweep vs a committed baseline.")
@@ -291,22 +327,29 @@ def experiment(
     args: Optional[List[str]] = typer.Argument(None, help="NAME (or experiment=NAME); scale=... is also accepted"),
     scale: str = typer.Option("cpu", "--scale", "-s", help="cpu (this machine, < 15 min) | gpu (real sizes) | test (seconds)"),
     runs: Optional[str] = typer.Option(None, "--runs", "-r", help="runs root (default: runs/experiments/<name>-<scale>)"),
-    docs: str = typer.Option("docs", "--docs", help="where CLAIMS.md and the figures (claims/*.png) are written"),
+    write_docs: bool = typer.Option(False, "--write-docs",
+                                    help="write the section into the tracked docs/CLAIMS.md and its figures into "
+                                    "docs/claims/ instead of the runs root (not at --scale test)"),
+    docs: Optional[str] = typer.Option(None, "--docs", help="write CLAIMS.md and claims/*.png into this folder "
+                                       "(default: the runs root; docs with --write-docs)"),
     analyse_only: bool = typer.Option(False, "--analyse-only", help="skip the sweep; analyse the runs already there"),
 ) -> None:
     """Reproduce a claim from the literature with one command: run its sweep (finished runs are
-    reused), then write its figures and a verdict with n and 95% CIs into <docs>/CLAIMS.md.
-    Without a name, list the experiments.
+    reused), then write its figures and a verdict with n and 95% CIs into a CLAIMS.md — the runs
+    root's, unless --write-docs asks for the tracked docs/CLAIMS.md (the command printed under
+    each of its sections). Without a name, list the experiments.
 
     \b
       bench experiment                              list them
       bench experiment edge_of_stability            the CPU preset (< 15 min on 2 cores)
+      bench experiment edge_of_stability --write-docs   the same, into docs/CLAIMS.md
+      bench experiment lion_memory --scale test     seconds; writes under its runs root only
       bench experiment schedule_free --scale gpu    real sizes, for a GPU
     """
     from pathlib import Path
 
-    from bench.experiments import run_experiment
-    from bench.experiments.common import load_spec, names
+    from bench.experiments import default_runs_root, run_experiment
+    from bench.experiments.common import load_spec, names, write_docs_command
 
     name = None
     for arg in args or []:
@@ -323,9 +366,18 @@ def experiment(
         for n in names():
             typer.echo(f"{n:<20} {guarded(load_spec, n, 'cpu').title}")
         return
-    finding = guarded(run_experiment, name, scale, Path(runs) if runs else None, Path(docs), analyse_only)
+    guarded(load_spec, name, scale)  # an unknown name or scale fails before anything is written
+    target = Path(docs) if docs else Path("docs") if write_docs else None
+    if scale == "test" and target is not None and (write_docs or target.resolve() == Path("docs").resolve()):
+        fail("--scale test only checks that the preset runs; its numbers are not claims, so it never writes "
+             "docs/: drop --write-docs (it writes under the runs root) or use --scale cpu or gpu")
+    root = Path(runs) if runs else default_runs_root(name, scale)
+    finding = guarded(run_experiment, name, scale, root, target, analyse_only)
+    claims = (target or root) / "CLAIMS.md"
     typer.echo(f"{name}: {finding.verdict}. {finding.summary}")
-    typer.echo(f"wrote {Path(docs) / 'CLAIMS.md'} and {', '.join(str(p) for p in finding.figures)}")
+    typer.echo(f"wrote {claims} and {', '.join(str(p) for p in finding.figures)}")
+    if target is None and scale != "test":
+        typer.echo(f"docs/CLAIMS.md is unchanged; `{write_docs_command(name, scale)}` updates it")
 
 
 def main() -> None:

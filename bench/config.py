@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from bench import BenchError
@@ -30,21 +29,38 @@ NON_SEMANTIC_KEYS = frozenset({"runs_root", "force", "progress", "logger", "hydr
 NON_SEMANTIC_META = frozenset({"search", "source", "state_per_param", "paper", "data_source"})
 
 
-def choices(group: str) -> list[str]:
-    """Names of the yaml options in a config group."""
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+def choices(group: str, dirs: tuple[Path, ...] = ()) -> list[str]:
+    """Names of the yaml options in a config group: bench's own, plus those in the user's config
+    folders (`--config-dir`, `hydra.searchpath`) when given."""
+    return sorted({p.stem for d in (CONF_DIR, *dirs) for p in (Path(d) / group).glob("*.yaml")})
 
 
-def description(group: str, name: str) -> str:
+def option_file(group: str, name: str, dirs: tuple[Path, ...] = ()) -> Path | None:
+    """The yaml Hydra would pick for `group=name`: the first folder of the search path that has
+    it (bench's own first, as Hydra searches the primary config folder first)."""
+    for d in (CONF_DIR, *dirs):
+        path = Path(d) / group / f"{name}.yaml"
+        if path.is_file():
+            return path
+    return None
+
+
+def description(group: str, name: str, dirs: tuple[Path, ...] = ()) -> str:
     """The first comment line of an option's yaml: its one-line description."""
-    for line in (CONF_DIR / group / f"{name}.yaml").read_text().splitlines():
+    for line in (option_file(group, name, dirs) or CONF_DIR / group / f"{name}.yaml").read_text().splitlines():
         if line.startswith("#"):
             return line.lstrip("# ").strip()
     return ""
 
 
-def option_defaults(group: str, name: str) -> DictConfig:
-    return OmegaConf.load(CONF_DIR / group / f"{name}.yaml")
+def option_defaults(group: str, name: str, dirs: tuple[Path, ...] = ()) -> DictConfig:
+    return OmegaConf.load(option_file(group, name, dirs) or CONF_DIR / group / f"{name}.yaml")
+
+
+def class_name(target: str) -> str:
+    """The name a run of a foreign `_target_` is stored under: its lower-cased class name
+    (`torch.optim.NAdam` → `nadam`)."""
+    return str(target).rsplit(".", 1)[-1].lower()
 
 
 def constructor_kwargs(node: DictConfig) -> dict[str, Any]:
@@ -68,21 +84,48 @@ def accepted_arguments(cls: type) -> set[str] | None:
 
 
 def resolve_target(node: DictConfig, group: str) -> type:
+    import importlib.util
+    import logging
+
+    from hydra.utils import get_class  # hydra's instantiate machinery: not for `bench --help` or `bench list`
+
+    # hydra logs a multi-line error of its own before raising: the one line below says it all
+    quiet = logging.getLogger("hydra.utils")
+    was, quiet.disabled = quiet.disabled, True
     try:
         return get_class(node._target_)
     except Exception as exc:  # ImportError, AttributeError, missing _target_
-        raise BenchError(f"{group} {node.get('name', '?')}: cannot import `{node.get('_target_')}` ({exc})") from exc
+        where = f"{group} {node.get('name', '?')}: cannot import `{node.get('_target_')}`"
+        missing = exc.__cause__ if isinstance(exc.__cause__, ModuleNotFoundError) else exc
+        top = str(missing.name).split(".")[0] if isinstance(missing, ModuleNotFoundError) else ""
+        if top and importlib.util.find_spec(top) is None:
+            raise BenchError(f"{where}: no module named {missing.name!r}; install the package that provides it "
+                             f"(e.g. pip install {top}) or fix {group}._target_") from exc
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if top:  # the package is there, the class is not
+            module, _, attr = str(node.get("_target_")).rpartition(".")
+            first = f"{module} has no {attr}"
+        raise BenchError(f"{where} ({first}); fix {group}._target_") from exc
+    finally:
+        quiet.disabled = was
 
 
 def check_arguments(cls: type, kwargs: dict[str, Any], group: str, name: str, reserved=()) -> None:
-    """Unknown constructor arguments become a one-line error listing the valid ones."""
+    """Unknown constructor arguments become a one-line error listing the ones the targeted class
+    takes, and how to drop the key (it may come from the yaml of another class)."""
     valid = accepted_arguments(cls)
     if valid is None:
         return
     unknown = sorted(set(kwargs) - valid)
     if unknown:
-        listing = ", ".join(sorted(valid - set(reserved) - {"params"}))
-        raise BenchError(f"unknown {group} hyperparameter {unknown[0]!r} for {name}; valid: {listing}")
+        raise BenchError(unknown_argument_message(cls, unknown[0], group, name, reserved))
+
+
+def unknown_argument_message(cls: type, key: str, group: str, name: str, reserved=(), target: str = "") -> str:
+    listing = ", ".join(sorted((accepted_arguments(cls) or set()) - set(reserved) - {"params", "self"}))
+    kind = "hyperparameter" if group == "optimizer" else "option"
+    return (f"unknown {group} {kind} {key!r} for {name}; valid: {listing} "
+            f"({target or cls.__module__ + '.' + cls.__qualname__}); drop it with ~{group}.{key}")
 
 
 def semantic_config(cfg: DictConfig) -> dict[str, Any]:

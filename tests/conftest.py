@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import signal
 import struct
 import sys
 import tempfile
@@ -18,6 +19,9 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 # f* caches of the logreg tasks go to a throwaway folder, shared by the whole test session
 os.environ["BENCH_CACHE"] = tempfile.mkdtemp(prefix="bench-test-cache-")
 torch.set_num_threads(1)
+# A shell that starts the suite in the background (`make test &`, nohup) leaves SIGINT ignored,
+# and subprocesses inherit that; the Ctrl-C tests need it as a user at a terminal has it.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class BenchResult:

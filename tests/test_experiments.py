@@ -110,7 +110,7 @@ def test_a_section_from_the_earlier_statistics_says_so_until_it_is_rerun(tmp_pat
     assert "old head" not in text  # the head always describes the current rules
     gpu = re.search(r"<!-- experiment:reality_check-gpu -->\n(.*?)<!--", text, flags=re.S).group(1)
     assert gpu.startswith("## rc on a gpu\n\n> **Not re-run under the current statistics.**")
-    assert "`bench experiment reality_check --scale gpu` replaces it" in gpu and "numbers" in gpu
+    assert "`bench experiment reality_check --scale gpu --write-docs` replaces it" in gpu and "numbers" in gpu
     cpu = re.search(r"<!-- experiment:reality_check -->\n(.*?)<!--", text, flags=re.S).group(1)
     assert "Not re-run" not in cpu
     write_section(claims, "reality_check", f"## rc\n\nagain\n{STATS_MARK}\n")

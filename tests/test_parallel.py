@@ -75,7 +75,7 @@ def test_tune_with_the_parallel_launcher(bench_cli, runs_root):
     assert "with hydra/launcher=joblib" in res.output
     runs = [json.loads(p.read_text()) for p in runs_root.glob("*/summary.json")]
     assert len(runs) == 6 and all(s["status"] == "ok" for s in runs)
-    workers = {int((runs_root / s["run_id"] / ".lock").read_text()) for s in runs}
+    workers = {s["env"]["pid"] for s in runs}
     assert os.getpid() not in workers  # the runs ran in worker processes
     again = bench_cli("tune", "optimizer=sgd,adam", "task=logreg", "steps=20", "trials=2", "seeds=1",
                       f"runs_root={runs_root}")  # in process now: same sweep, nothing left to run

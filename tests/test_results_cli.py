@@ -89,6 +89,7 @@ def test_plot_writes_png_and_svg(bench_cli, root, tmp_path):
 
 def test_report_command(bench_cli, root, tmp_path):
     out = tmp_path / "r" / "report.html"
+    out.parent.mkdir()  # bench report writes into an existing directory (tests/test_output_paths.py)
     result = bench_cli("report", "--runs", str(root), "--out", str(out), "--x", "items")
     assert result.code == 0, result.output
     assert f"report: {out}" in result.stdout

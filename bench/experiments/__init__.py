@@ -1,8 +1,9 @@
 """Experiment presets: one command per claim from the literature (`bench experiment <name>`).
 
-Each preset runs its sweep, then writes its figures (docs/claims/<name>-*.png) and a verdict with
-numbers, n and confidence intervals into its own section of docs/CLAIMS.md. See common.py for the
-shape of a preset.
+Each preset runs its sweep, then writes its figures and a verdict with numbers, n and confidence
+intervals into its own section of a CLAIMS.md: by default the one in its runs root (figures
+beside it), and the tracked docs/CLAIMS.md (figures in docs/claims/) only when asked
+(`--write-docs`), never from the `test` scale. See common.py for the shape of a preset.
 """
 
 from __future__ import annotations
@@ -11,17 +12,25 @@ import importlib
 import time
 from pathlib import Path
 
-import torch
-
 from bench.experiments.common import Experiment, Finding, load_spec, names, section, write_section
 
 
-def run_experiment(name: str, scale: str = "cpu", runs_root: Path | None = None, docs: Path = Path("docs"),
+def default_runs_root(name: str, scale: str) -> Path:
+    return Path("runs") / "experiments" / f"{name}-{scale}"
+
+
+def run_experiment(name: str, scale: str = "cpu", runs_root: Path | None = None, docs: Path | None = None,
                    analyse_only: bool = False) -> Finding:
+    """Run (or, with `analyse_only`, only analyse) a preset and write its section: into
+    `docs`/CLAIMS.md with figures in `docs`/claims/ when `docs` is given, else into the runs
+    root's CLAIMS.md with the figures beside it."""
     spec = load_spec(name, scale)
-    exp = Experiment(name, scale, spec, runs_root or Path("runs") / "experiments" / f"{name}-{scale}", docs)
+    root = runs_root or default_runs_root(name, scale)
+    exp = Experiment(name, scale, spec, root, docs or root, figures_subdir="claims" if docs else "")
     module = importlib.import_module(f"bench.experiments.{name}")
     if scale != "gpu":
+        import torch  # here, not above: listing the experiments must not wait for torch
+
         # The CPU presets are many small runs: one thread each is the fast way on a shared 2-core
         # machine (measured: 10 ms vs 107 ms per MLP step with two threads under contention).
         torch.set_num_threads(1)
@@ -31,8 +40,8 @@ def run_experiment(name: str, scale: str = "cpu", runs_root: Path | None = None,
     exp.read_only = True  # from here on, analyses that re-plan the sweep only read its runs back
     finding = module.analyse(exp)
     wall_s = time.perf_counter() - started
-    write_section(docs / "CLAIMS.md", exp.key, section(exp, finding, wall_s, exp.load()))
+    write_section(exp.docs / "CLAIMS.md", exp.key, section(exp, finding, wall_s, exp.load()))
     return finding
 
 
-__all__ = ["names", "run_experiment"]
+__all__ = ["default_runs_root", "names", "run_experiment"]

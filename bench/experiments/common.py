@@ -17,20 +17,23 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-import numpy as np
-import pandas as pd
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from bench import BenchError
 from bench.config import CONF_DIR
-from bench.results import stats
-from bench.results.store import Runs, load
-from bench.results.tables import percent_down
+
+# numpy, pandas, matplotlib and scipy (through stats) are imported by the functions that analyse
+# runs: listing the experiments (`bench experiment`) reads only their yaml.
+if TYPE_CHECKING:
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from bench.results import stats
+    from bench.results.store import Runs
 
 SCALES = ("test", "cpu", "gpu")
 VERDICTS = ("reproduced", "partly reproduced", "not reproduced at this scale")
@@ -65,10 +68,13 @@ class Experiment:
     runs_root: Path
     docs: Path  # CLAIMS.md goes here, figures into docs/claims/
     read_only: bool = False  # run() only reads finished runs back (the analysis after the sweep)
+    #: the figures' folder under `docs`; "" puts them beside CLAIMS.md (in a runs root, where a
+    #: folder that holds no runs would be listed as foreign by every command that reads it)
+    figures_subdir: str = "claims"
 
     @property
     def figures_dir(self) -> Path:
-        return self.docs / "claims"
+        return self.docs / self.figures_subdir if self.figures_subdir else self.docs
 
     def run(self, cells: Sequence[Cell], label: str | None = None) -> list[dict[str, Any]]:
         """Execute each cell here (no interpreter start-up per run); finished cells are skipped.
@@ -127,6 +133,8 @@ class Experiment:
         return [f"runs_root={self.runs_root}", "progress=off", *self.spec.get("overrides", [])]
 
     def load(self) -> Runs:
+        from bench.results.store import load
+
         return load(self.runs_root)
 
     @property
@@ -204,6 +212,8 @@ def names() -> list[str]:
 
 
 def figure(ncols: int = 1, width: float = 5.5, height: float = 3.8) -> tuple[Figure, list]:
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width * ncols, height), layout="constrained")
     axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
     for ax in axes:
@@ -217,6 +227,9 @@ def ci(values: Sequence[float], digits: int = 3, sign: float = 1.0) -> str:
     median alone and how many values would do. `values` are lower-is-better (sign · metric), a
     miss is +inf and sorts last; nan means "not measured" and is left out. `sign` = −1 prints a
     higher-is-better metric in its own units again."""
+    from bench.results import stats
+    from bench.results.tables import percent_down
+
     kept = [float(v) for v in values if not math.isnan(float(v))]
     e = stats.median_ci(kept)
     if e.n == 0:
@@ -271,6 +284,8 @@ def family_note(exp: Experiment, comparisons: Sequence[stats.Comparison], what: 
                 key: str = "seeds") -> str:
     """The sentence under a table of comparisons (`n` seeds per side): one Holm family, what n can
     and cannot decide, and the command that adds seeds where it cannot."""
+    from bench.results import stats
+
     m = len(comparisons)
     if not m:
         return ""
@@ -304,6 +319,8 @@ def supported(verdicts: Sequence[str]) -> str:
 
 
 def _num(x: float, digits: int) -> str:
+    import numpy as np
+
     if not np.isfinite(x):
         return "∞" if x > 0 else ("−∞" if x < 0 else "nan")
     return f"{x:.{digits}g}"
@@ -344,8 +361,9 @@ def curves_by_run(runs: Runs, metric: str) -> dict[str, tuple[np.ndarray, np.nda
 # --- CLAIMS.md -----------------------------------------------------------------------------------
 CLAIMS_HEAD = """# What bench found
 
-Each section below is written by one command, `bench experiment <name>`, which runs the sweep
-(finished runs are reused), then writes the figures under [claims/](claims/) and the section itself.
+Each section below is written by one command, `bench experiment <name> --write-docs` (the one
+printed under it), which runs the sweep (finished runs are reused), then writes the figures under
+[claims/](claims/) and the section itself; without `--write-docs` both go into the runs root.
 Numbers are medians over n independent runs (seeds) with distribution-free 95% order-statistic
 intervals, printed with their exact coverage; below 6 seeds no such interval exists and the median
 stands alone, marked "n too small". A comparison of two groups of seeds is an exact rank test, the
@@ -365,12 +383,18 @@ STALE = "> **Not re-run under the current statistics.**"
 def stale_note(key: str) -> str:
     """What a section written under the earlier statistics says about itself until it is re-run."""
     name, _, scale = key.partition("-")
-    command = f"bench experiment {name}" + (f" --scale {scale}" if scale else "")
+    command = write_docs_command(name, scale or "cpu")
     return (f"{STALE} This section was produced under the earlier rules: 95% percentile-bootstrap intervals "
             f"(at 3 to 5 seeds they lie inside [min, max], which itself covers the median less than 95% of the "
             f"time) and, for comparisons, better/worse where the bootstrap interval of P(a beats b) excluded 1/2 "
             f"(a rule that fires on pure noise 19% of the time at 3 vs 3 seeds). Its measurements stand; its "
             f"intervals and verdict are not calibrated. `{command}` replaces it.")
+
+
+def write_docs_command(name: str, scale: str) -> str:
+    """The command that rewrites a section of the tracked docs/CLAIMS.md: printed beside it, so
+    the docs say how to reproduce themselves."""
+    return f"bench experiment {name}" + (f" --scale {scale}" if scale != "cpu" else "") + " --write-docs"
 
 
 def write_section(claims: Path, name: str, markdown: str) -> None:
@@ -396,7 +420,6 @@ def section(exp: Experiment, finding: Finding, wall_s: float, runs: Runs) -> str
     spec = exp.spec
     ok = runs.table[runs.table["status"] == "ok"] if len(runs.table) else runs.table
     figures = "\n".join(f"![{exp.name}]({p.relative_to(exp.docs).as_posix()})" for p in finding.figures)
-    scale_note = f"--scale {exp.scale}" if exp.scale != "cpu" else ""
     return "\n".join([
         f"## {spec.title}" + (f" ({exp.scale.upper()} scale)" if exp.scale == "gpu" else ""),
         "",
@@ -408,7 +431,7 @@ def section(exp: Experiment, finding: Finding, wall_s: float, runs: Runs) -> str
         "",
         finding.body.strip(),
         "",
-        f"<sub>`{f'bench experiment {exp.name} {scale_note}'.rstrip()}` — scale {exp.scale}, {len(runs.table)} runs "
+        f"<sub>`{write_docs_command(exp.name, exp.scale)}` — scale {exp.scale}, {len(runs.table)} runs "
         f"({len(ok)} ok) in {exp.runs_root}, {wall_s / 60:.1f} min wall time for this command; the runs themselves "
         f"took {_run_minutes(runs):.1f} min ({_machine()}), {time.strftime('%Y-%m-%d', time.gmtime())}.</sub>",
         STATS_MARK,
@@ -419,6 +442,9 @@ def section(exp: Experiment, finding: Finding, wall_s: float, runs: Runs) -> str
 def _run_minutes(runs: Runs) -> float:
     """Wall time of the runs themselves (start to summary), whenever they ran: a re-run of the
     command that reuses finished runs is fast, but this still says what the sweep costs."""
+    import numpy as np
+    import pandas as pd
+
     table = runs.table
     if table.empty or "started_at" not in table or "finished_at" not in table:
         return 0.0

@@ -34,7 +34,7 @@ def perf_loop(
       bench perf loop -c logreg optimizer=sgd  one case, another optimizer
       bench perf loop --clock cpu -n 15        on a busy machine
     """
-    from bench.perf.loop import CASES, measure, render
+    from bench.perf import CASES, require_data  # torch-free: a missing data set is said before torch loads
 
     if fmt not in ("table", "json"):
         fail(f"unknown --format {fmt!r}; use table or json")
@@ -46,6 +46,9 @@ def perf_loop(
     unknown = [n for n in names if n not in CASES]
     if unknown:
         fail(f"unknown perf loop case {unknown[0]!r}; choose one of: {', '.join(CASES)}")
+    guarded(require_data, names, list(overrides or []))
+    from bench.perf.loop import measure, render
+
     results = []
     for name in names:
         typer.echo(f"P1 {name}: {repeats} x (bench loop, minimal loop) ...", err=True)

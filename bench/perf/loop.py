@@ -30,26 +30,10 @@ from omegaconf import DictConfig
 
 from bench import BenchError
 from bench.optimizers import build_optimizer
-from bench.perf import compose_config
+from bench.perf import CASES, compose_config, require_data
 from bench.runner import clock as bench_clock
 from bench.runner.main import autocast_dtype, build_task, execute, resolve_device
 from bench.schedules import Constant
-
-
-@dataclass(frozen=True)
-class Case:
-    about: str
-    overrides: tuple[str, ...]
-    goal: float  # largest acceptable bench / minimal train-time ratio
-
-
-CASES = {
-    "logreg": Case("full-batch logistic regression, breast_cancer (AdamW)",
-                   ("task=logreg", "optimizer=adamw", "steps=3000"), 1.05),
-    "fashion_mnist": Case("Fashion-MNIST CNN, width 32, batch 128 (AdamW)",
-                          ("task=fashion_mnist", "optimizer=adamw", "steps=40", "task.subset=10000",
-                           "task.val_subset=1000"), 1.02),
-}
 
 
 def bench_loop(cfg: DictConfig) -> dict:
@@ -148,6 +132,7 @@ def measure(name: str, extra: list[str], repeats: int, threads: int, clock: str 
         raise BenchError(f"unknown perf loop case {name!r}; choose one of: {', '.join(CASES)}")
     if clock not in CLOCKS:
         raise BenchError(f"unknown clock {clock!r}; use wall or cpu")
+    require_data([name], extra)
     now = CLOCKS[clock]
     saved = torch.get_num_threads()
     torch.set_num_threads(threads)

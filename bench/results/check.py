@@ -22,13 +22,16 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import bench
 from bench import BenchError
 from bench.config import CONF_DIR
-from bench.results.check_rule import COLUMNS, Cell, Gate, Row, compare, row_cells, sweep_warning
 from bench.results.names import canonical_metric
+
+# the rule imports scipy (seconds on a busy machine): a sweep that cannot start says so without it
+if TYPE_CHECKING:
+    from bench.results.check_rule import Cell, Gate, Row
 
 CHECK_DIR = CONF_DIR / "check"
 #: the smallest median change that can count: rel/abs for the final metric, steps_rel for steps
@@ -114,6 +117,65 @@ def _tolerance(raw: Any, path: Path) -> dict[str, float]:
     if bad:
         raise BenchError(f"tolerance {bad[0]} in {path} must be a number ≥ 0, got {raw[bad[0]]!r}")
     return {**DEFAULT_TOLERANCE, **{k: float(v) for k, v in raw.items()}}
+
+
+#: how to get a task's data, by the task class its yaml names; others fall back to `data_source`
+DATA_FIX = {
+    "bench.tasks.fashion.FashionMNIST": "sudo apt-get install dataset-fashion-mnist",
+    "bench.tasks.cifar.Cifar10": "bench data cifar10",
+    "bench.tasks.llama.LanguageModel": "bench data shakespeare",
+}
+
+
+def task_node(overrides: list[str]) -> Any:
+    """The task node a list of overrides selects (`task=NAME` plus `task.key=value`), read from
+    its yaml without composing the whole config: composing a sweep's every run takes seconds, and
+    this check is meant to answer before any of them. None when no task is named or its yaml is
+    not there (planning the sweep then says what is wrong)."""
+    from omegaconf import OmegaConf
+
+    name, updates = None, []
+    for override in overrides:
+        key, eq, value = override.lstrip("+").partition("=")
+        if eq and key == "task":
+            name = value
+        elif eq and key.startswith("task."):
+            updates.append(f"{key[len('task.'):]}={value}")
+    path = CONF_DIR / "task" / f"{name}.yaml"
+    if name is None or not path.is_file():
+        return None
+    try:
+        return OmegaConf.merge(OmegaConf.load(path), OmegaConf.from_dotlist(updates))
+    except Exception:  # an override only Hydra's grammar reads: leave the verdict to the run itself
+        return None
+
+
+def missing_data(cells: list[list[str]]) -> list[str]:
+    """'<task> (fix: <command>)' for every distinct task among `cells` (override lists) whose data
+    are not here — by the same check that `bench list tasks` shows (file names only, no torch)."""
+    from bench.tasks import data_present
+
+    missing: dict[str, str] = {}
+    for overrides in cells:
+        node = task_node(overrides)
+        if node is None or node.get("name") in missing:
+            continue
+        try:
+            present = data_present(node)
+        except Exception:  # a task class that cannot import fails its runs, with the reason
+            continue
+        if present is False:
+            fix = DATA_FIX.get(node._target_) or f"get its data ({node.get('data_source', 'see its yaml')})"
+            where = f"not in {node.data_dir}; " if node.get("data_dir") else ""
+            missing[node.get("name")] = f"{node.get('name')} ({where}fix: `{fix}`)"
+    return list(missing.values())
+
+
+def require_data(cells: list[list[str]], what: str) -> None:
+    """Fail in one line, before anything runs, when a task of `what` has no data here."""
+    missing = missing_data(cells)
+    if missing:
+        raise BenchError(f"{what} needs data that is not on this machine: {'; '.join(missing)}; nothing was run")
 
 
 def default_baseline(sweep: Sweep) -> Path:
@@ -210,6 +272,7 @@ def collect(root: Path, labels: dict[str, str]) -> tuple[dict[str, Cell], dict[s
     """Cells and environment facts from the finished runs under `root`, read by the results
     store. Runs whose run id is in `labels` form the sweep's cells; when none is, every run
     counts, grouped by task/optimizer, and each group must hold a single setting."""
+    from bench.results.check_rule import Cell
     from bench.results.store import load
 
     table = load(root).table
@@ -265,6 +328,8 @@ def write_baseline(path: Path, sweep_name: str, cells: dict[str, Cell], env: dic
 
 
 def read_baseline(path: Path) -> dict[str, Any]:
+    from bench.results.check_rule import Cell
+
     if not path.is_file():
         raise BenchError(f"no baseline at {path}; write one with `bench check <sweep> --update` (and commit it)")
     try:
@@ -315,6 +380,8 @@ def check(spec: str, baseline: str | None = None, runs: str | None = None, runs_
     old = read_baseline(path) if not update or path.exists() else None  # fail fast, before running
     if runs is not None and not Path(runs).is_dir():
         raise BenchError(f"--runs {runs}: no such directory")
+    if runs is None:  # before planning, which alone takes seconds: a missing data set is said at once
+        require_data([overrides for _, overrides in sweep.cells], f"bench check {sweep.name}")
     planned = plan(sweep)
     if runs is not None:
         root = Path(runs)
@@ -324,6 +391,8 @@ def check(spec: str, baseline: str | None = None, runs: str | None = None, runs_
         root = Path(runs_root or Path("runs/check") / f"{sweep.name}-{code_fingerprint(sweep, planned)}")
         ensure_root(root)  # only now: bad input leaves no directory behind
         run_plan(planned, root, threads, log)
+    from bench.results.check_rule import compare
+
     cells, env, how = collect(root, {r.run_id: r.label for r in planned})
     gate = compare(old["cells"], cells, sweep.tolerance, sweep.alpha) if old else None
     notes = environment_changes(old.get("env", {}), env) if old else []
@@ -338,6 +407,8 @@ STYLE = {"regressed": "bold red", "missing": "bold red", "changed": "bold red", 
 
 def render(report: Report, fmt: str = "table") -> str | None:
     """The report as markdown or JSON text; `table` prints a rich table itself and returns None."""
+    from bench.results.check_rule import COLUMNS, row_cells, sweep_warning
+
     rows = [row_cells(r) for r in report.rows]
     counts = {v: sum(r.verdict == v for r in report.rows) for v in dict.fromkeys(r.verdict for r in report.rows)}
     verdict = "updated the baseline" if report.updated else ("FAIL" if report.exit_code else "ok")

@@ -221,11 +221,15 @@ def figures(runs: Runs, kinds: Iterable[str] = KINDS, x: str = "step", measure: 
               "resources": "Memory and step time"}
     for b in benchmarks:
         for kind in (k for k in KINDS if k in kinds and k != "profile"):
-            yield f"{kind}-{_slug(b)}", f"{titles[kind]}: {b}", makers[kind](b)
+            yield f"{kind}-{file_stem(b)}", f"{titles[kind]}: {b}", makers[kind](b)
 
 
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name).strip("_")
+def file_stem(benchmark: str) -> str:
+    """The benchmark label as it appears in file names (plots, the report's figure anchors): the
+    label the tables and CSV show, kept readable and safe in shells and on every filesystem:
+    `logreg[dataset=wine,budget=300]` → `logreg_dataset=wine,budget=300`."""
+    text = benchmark.replace("[", "_").replace("]", "")
+    return "".join(c if c.isalnum() or c in "-_.=,+" else "_" for c in text).strip("_.") or "benchmark"
 
 
 def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:

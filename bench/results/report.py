@@ -9,8 +9,10 @@ import datetime as dt
 import html
 import io
 import json
+import os
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -21,6 +23,12 @@ from bench.results import plots, tables
 from bench.results.store import Runs, load
 
 MAX_COMMANDS = 300  # beyond this the list stops being readable; the count is still shown
+#: written into every report's <head>: `bench report` replaces a file carrying it, and nothing else without --force
+GENERATOR = "bench report"
+MARKER = f'<meta name="generator" content="{GENERATOR}">'
+#: how reports began before they carried MARKER; they are replaced as well
+OLD_HEAD = "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>bench report</title>"
+FIGURE_PX = 1300  # figures are drawn this many pixels wide, so they stay sharp at the page's full width
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2em auto; max-width: 1300px;
@@ -30,15 +38,16 @@ table { border-collapse: collapse; margin: .6em 0 1.2em; font-size: 13px; }
 th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; } tr:nth-child(even) td { background: #fafafa; }
 td.better { color: #176b1f; font-weight: 600; } td.worse { color: #a31515; }
-img { max-width: 100%; border: 1px solid #eee; margin: .4em 0; }
-pre { background: #f6f6f6; padding: .8em; overflow-x: auto; font-size: 12px; }
+img { display: block; width: 100%; height: auto; border: 1px solid #eee; margin: .4em 0; }
+pre { background: #f6f6f6; padding: .8em; font-size: 12px; white-space: pre-wrap; overflow-wrap: anywhere; }
+details summary { cursor: pointer; color: #333; margin: .4em 0; }
 .note { color: #555; font-size: 13px; } .meta td:first-child { font-weight: 600; }
 """
 
 
 def _png(fig) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=max(110, FIGURE_PX / fig.get_figwidth()))
     return base64.b64encode(buf.getvalue()).decode()
 
 
@@ -103,7 +112,9 @@ def _environment(table: pd.DataFrame) -> pd.DataFrame:
                         "env/git_sha") if c in table]
     if not cols:
         return pd.DataFrame()
-    env = table[cols].astype(str).value_counts().reset_index(name="runs")
+    # a column with a missing value is float: 1.0 threads would print where 1 was meant
+    env = table[cols].map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
+    env = env.value_counts().reset_index(name="runs")
     env.columns = [c.removeprefix("env/") for c in env.columns]
     return env
 
@@ -112,7 +123,7 @@ def render_html(runs: Runs, board: pd.DataFrame, across: pd.DataFrame, figures: 
                 commands: Sequence[str], measure: str = "time") -> str:
     table = runs.table
     now = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    out = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>bench report</title>"
+    out = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'>{MARKER}<title>bench report</title>"
            f"<style>{CSS}</style></head><body>",
            "<h1>Optimizer benchmark report</h1>",
            f"<p class='note'>Generated {html.escape(now)} from <code>{html.escape(str(runs.root))}</code>: "
@@ -156,9 +167,11 @@ def render_html(runs: Runs, board: pd.DataFrame, across: pd.DataFrame, figures: 
     out.append(f"<pre>{html.escape(chr(10).join(commands))}</pre>")
     runs_cmds = reproduce_commands(table)
     shown_cmds = runs_cmds[:MAX_COMMANDS]
-    more = f" (first {MAX_COMMANDS} of {len(runs_cmds)})" if len(runs_cmds) > MAX_COMMANDS else ""
-    out.append(f"<p class='note'>The runs, one sweep per setting{more} (add <code>runs_root=…</code>):</p>")
-    out.append(f"<pre>{html.escape(chr(10).join(shown_cmds))}</pre>")
+    more = f", first {MAX_COMMANDS} shown" if len(runs_cmds) > MAX_COMMANDS else ""
+    # collapsed: dozens of long sweeps would otherwise bury the end of the page
+    out.append(f"<details><summary>The runs: {len(runs_cmds)} commands, one sweep per setting{more} "
+               f"(add <code>runs_root=…</code>)</summary>")
+    out.append(f"<pre>{html.escape(chr(10).join(shown_cmds))}</pre></details>")
     out.append("</body></html>")
     return "\n".join(out)
 
@@ -183,6 +196,33 @@ def build_report(runs_root: str | Path, out_path: str | Path = "report.html", ta
     commands = [shlex.join(command or ["bench", *sys.argv[1:]])]
     text = render_html(runs, board, across, figures, baseline, commands, measure)
     out_path = Path(out_path)
+    # `bench report` has refused a missing directory before any work; a script calling this gets one
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(text, encoding="utf-8")
+    write_atomically(out_path, text)
     return out_path
+
+
+def is_report(path: Path) -> bool:
+    """Whether `path` is a report this command wrote (its <head> carries MARKER)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return MARKER in head or head.startswith(OLD_HEAD)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write into a temporary file beside `path`, then rename it over `path`: a reader never sees
+    half a report, and a failed write leaves the earlier one intact. The directory must exist."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a report is as readable as any new file
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

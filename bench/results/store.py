@@ -2,7 +2,7 @@
 (`Runs.curves`).
 
 Reading 10,000 summary.json files costs seconds, so the flattened rows are cached in
-`<runs_root>/.index/runs-v2.parquet`, keyed per directory by the mtime and size of summary.json
+`<runs_root>/.index/runs-v3.parquet`, keyed per directory by the mtime and size of summary.json
 and metrics.jsonl: an unchanged directory costs two `stat` calls. Anything that is not a usable
 run (unfinished, corrupt, foreign) is listed once in `Runs.skipped` with its reason; nothing in
 a runs root can make loading raise.
@@ -26,13 +26,20 @@ from bench.results import scan
 from bench.results.names import canonical_metric, canonical_summary
 from bench.results.scan import Skipped
 
-#: v2: metric names are stored renamed (names.py); a v1 index may hold pre-rename ones
-INDEX = Path(".index") / "runs-v2.parquet"
+#: v2: metric names are stored renamed (names.py); a v1 index may hold pre-rename ones.
+#: v3: one `hp/<name>` column per hyperparameter, and `task/<name>` only where the setting applies
+#: (a v2 index lacks the first and holds inert separable-data settings on every logreg row)
+INDEX = Path(".index") / "runs-v3.parquet"
 REQUIRED = ("task", "optimizer", "status", "metric", "mode")
 #: nested summary keys kept as JSON text in the cache (their shapes vary between optimizers/tasks)
 AS_JSON = ("hyperparameters", "task_info", "error")
 #: bookkeeping columns of the cache, dropped from what callers see
 STAMPS = ("_summary_stamp", "_metrics_stamp")
+#: task settings that only one variant of a task reads: (task class, setting) -> (switch, value).
+#: logreg.yaml declares n/dim/margin for its generated `separable` data, so every logreg run's
+#: config carries them; on breast_cancer they are inert, and a `task/dim` value there would read as
+#: if the run had used 20 features (and split one benchmark in two when someone overrides it)
+ONLY_WHEN = {("bench.tasks.logreg.LogReg", key): ("dataset", "separable") for key in ("n", "dim", "margin")}
 
 
 @dataclass
@@ -103,7 +110,7 @@ def _config_facts(run_dir: str) -> dict[str, str]:
             lines = f.read().splitlines()
     except OSError:
         return {}
-    facts, section = {}, None
+    facts, task, section = {}, {}, None
     for line in lines:
         if not line or line.startswith("#"):
             continue
@@ -113,9 +120,25 @@ def _config_facts(run_dir: str) -> dict[str, str]:
                 facts["budget"] = line.split(":", 1)[1].strip()
         elif section == "task" and line.startswith("  ") and not line.startswith("   ") and ":" in line:
             key, value = (s.strip() for s in line.split(":", 1))
-            if value and key not in ("name", "_target_", "data_source", "budget"):
-                facts[f"task/{key}"] = value.strip("'\"")
+            task[key] = value
+    target, switches = task.get("_target_"), {k: v.strip("'\"") for k, v in task.items()}
+    for key, value in task.items():
+        switch = ONLY_WHEN.get((target, key))
+        if switch is not None and switches.get(switch[0]) != switch[1]:
+            continue  # declared by the task's yaml, but not read by this variant of it
+        if value and key not in ("name", "_target_", "data_source", "budget"):
+            facts[f"task/{key}"] = value.strip("'\"")
     return facts
+
+
+def _hp_value(value: Any) -> Any:
+    """One `hp/<name>` cell: numbers (and true/false) as floats so a column filters and sorts as
+    numbers whatever mix of ints and floats the runs were given; lists and dicts as JSON text."""
+    if isinstance(value, (bool, int, float)):
+        return float(value)
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, sort_keys=True, default=str)
+    return value
 
 
 def _flatten(summary: dict[str, Any], run_dir: str) -> dict[str, Any]:
@@ -123,6 +146,8 @@ def _flatten(summary: dict[str, Any], run_dir: str) -> dict[str, Any]:
     for key, value in summary.items():
         if key in AS_JSON:
             row[key] = json.dumps(value, sort_keys=True, default=str)
+            if key == "hyperparameters" and isinstance(value, dict):
+                row.update({f"hp/{name}": _hp_value(v) for name, v in value.items()})
         elif isinstance(value, dict):
             for sub, v in value.items():
                 row[f"{key}/{sub}"] = json.dumps(v) if isinstance(v, (list, dict)) else v
@@ -149,6 +174,11 @@ def _parse(run_dir: str) -> tuple[dict[str, Any] | None, str | None]:
     if missing:
         return None, f"summary.json lacks {', '.join(missing)} (not a bench run?)"
     return _flatten(canonical_summary(summary), run_dir), None
+
+
+def storable(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `frame` that parquet can store (see `_coerce`)."""
+    return _coerce(frame.copy())
 
 
 def _coerce(frame: pd.DataFrame) -> pd.DataFrame:
@@ -226,7 +256,7 @@ def load(root: str | Path, cache: bool = True) -> Runs:
         parts.append(_coerce(pd.DataFrame.from_records(fresh)))
     table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["_dir", *STAMPS, *REQUIRED])
     if cache and (fresh or index is None or len(reused) != len(index)):
-        _write_index(root / INDEX, _coerce(table.copy()))
+        _write_index(root / INDEX, storable(table))
 
     if "curve_problem" in table:
         bad = table[table["curve_problem"].notna()]
@@ -290,9 +320,12 @@ def _benchmark_labels(table: pd.DataFrame) -> list[str]:
     keys = [c for c in table.columns if c.startswith("task/") and c != "task/name"] + ["budget"]
     keys = [k for k in keys if k in table]
     labels = table["task"].astype(str).copy()
-    for _, group in table.groupby("task"):
-        varying = [k for k in keys if group[k].astype(str).nunique() > 1]
+    for task, group in table.groupby("task"):
+        # a setting a run lacks (one its variant does not read) is no part of its label
+        varying = [k for k in keys if group[k].dropna().astype(str).nunique() > 1]
         if varying:
-            parts = [k.removeprefix("task/") + "=" + group[k].astype(str) for k in varying]
-            labels[group.index] = group["task"].astype(str) + "[" + pd.concat(parts, axis=1).agg(",".join, axis=1) + "]"
+            names = [k.removeprefix("task/") for k in varying]
+            parts = ([f"{n}={v}" for n, v in zip(names, row, strict=True) if not pd.isna(v)]
+                     for row in group[varying].itertuples(index=False, name=None))
+            labels[group.index] = [f"{task}[{','.join(p)}]" if p else str(task) for p in parts]
     return labels.tolist()

@@ -20,7 +20,18 @@ def num(x: float, digits: int = 3) -> str:
         return "–"
     if math.isinf(x):
         return "∞" if x > 0 else "-∞"
+    if float(x).is_integer() and abs(x) < 1e15:  # 1600 steps, not 1.6e+03
+        return str(int(x))
     return f"{x:.{digits}g}"
+
+
+def whole(x: float) -> str:
+    """A count (steps, runs): an integer as an integer; a median between two counts keeps its .5."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if math.isinf(x):
+        return "∞" if x > 0 else "-∞"
+    return str(int(x)) if float(x).is_integer() else f"{x:.1f}"
 
 
 def percent_down(p: float) -> str:
@@ -28,7 +39,8 @@ def percent_down(p: float) -> str:
     return f"{math.floor(p * 1000 + 1e-9) / 10:.1f}%"
 
 
-def estimate(row: pd.Series, col: str, unit: str = "", n: int | None = None, coverage: bool = False) -> str:
+def estimate(row: pd.Series, col: str, unit: str = "", n: int | None = None, coverage: bool = False,
+             fmt=lambda x: num(x, 3)) -> str:
     """`median [lo, hi] n=6 (97%)`: the interval (with its exact coverage when asked; the notes
     under each table list it per n); where n is too small for one, `median n=3 (n too small)`.
     A miss is ∞."""
@@ -39,10 +51,10 @@ def estimate(row: pd.Series, col: str, unit: str = "", n: int | None = None, cov
         return "–"
     if value == math.inf and (lo == math.inf or math.isnan(lo)):  # half the seeds or more missed
         return "∞" + count
-    text = num(value, 3) + unit
+    text = fmt(value) + unit
     if not math.isnan(lo):
         shown = f" ({percent_down(cover)})" if coverage and not math.isnan(cover) else ""
-        return f"{text} [{num(lo, 3)}, {num(hi, 3)}]{count}{shown}"
+        return f"{text} [{fmt(lo)}, {fmt(hi)}]{count}{shown}"
     return text + count + (" (n too small)" if needs and needs > 0 else "")
 
 
@@ -111,7 +123,7 @@ def display(board: pd.DataFrame, baseline: str = "adamw") -> pd.DataFrame:
             "trials": str(r["trials"]) + (f" (≠ {r['budget_flag'].split('others ')[-1]})" if r["budget_flag"] else ""),
             "tuned hyperparameters": r["hyperparameters"],
             f"final {r['metric']} (median [95% CI])": estimate(r, "final", n=r["n"], coverage=True),
-            "steps to target (reached)": estimate(r, "steps_to_target") + target_n,
+            "steps to target (reached)": estimate(r, "steps_to_target", fmt=whole) + target_n,
             "train time to target (reached)": estimate(r, "time_to_target_s", " s") + target_n,
             "diverged": f"{r['diverged']}/{r['runs']}" + (f" (+{r['failed']} failed)" if r["failed"] else ""),
             "optimizer state": human_bytes(r["optimizer_state_bytes"]),
@@ -208,27 +220,71 @@ def _markdown(frame: pd.DataFrame) -> str:
     return head + "\n".join("| " + " | ".join(row) + " |" for row in cells)
 
 
-def print_rich(board: pd.DataFrame, across: pd.DataFrame | None = None, baseline: str = "adamw",
-               console=None) -> None:
-    """Per-benchmark rich tables, then the across-benchmark table when there is more than one."""
-    from rich.console import Console
+#: columns the terminal table leaves out first when it is too narrow (a name starts with one of
+#: these), least needed first; rank, optimizer, the final metric and the verdict always stay
+DROP_ORDER = ("train time to target", "optimizer state", "step time", "detectable Δ", "effect vs", "diverged",
+              "trials", "tuned hyperparameters", "steps to target")
+SHORT = {"effect vs": "effect"}
+CELL_WIDTH = 16  # to fit, longer cells wrap onto two or three lines rather than widen the table
+WIDE_CELL_WIDTH = 48  # --wide: most cells on one line
+
+
+def _width(frame: pd.DataFrame, columns, cell_width: int = CELL_WIDTH) -> int:
+    """Columns a rich table of these columns needs when each cell may wrap at `cell_width`."""
+    total = 1  # the left border
+    for col in columns:
+        words = [len(w) for w in str(col).split()] + [len(str(c)) for c in frame[col]]
+        total += min(cell_width, max(words, default=1)) + 3  # padding on both sides and a border
+    return total
+
+
+def fit_columns(frame: pd.DataFrame, width: int) -> tuple[list[str], list[str]]:
+    """(columns shown, columns dropped): drop in DROP_ORDER until the table fits `width`."""
+    shown, dropped = list(frame.columns), []
+    for prefix in DROP_ORDER:
+        if _width(frame, shown) <= width:
+            break
+        for col in [c for c in shown if c.startswith(prefix)]:
+            shown.remove(col)
+            dropped.append(SHORT.get(prefix, prefix))
+    return shown, dropped
+
+
+def _rich_table(heading: str, frame: pd.DataFrame, columns):
     from rich.table import Table
     from rich.text import Text
 
-    console = console or Console(width=max(180, Console().width))
-    for heading, frame, lines in sections(board, baseline):
-        table = Table(title=heading, title_justify="left", show_lines=False)
-        for col in frame.columns:
-            table.add_column(col, overflow="fold")
-        for row in frame.itertuples(index=False):
-            table.add_row(*map(str, row))
-        console.print(table)
+    # Text, not str: rich would read a label like logreg[budget=300] as markup and drop "[budget=300]"
+    table = Table(title=Text(heading), title_justify="left", show_lines=False)
+    for col in columns:
+        table.add_column(Text(col), overflow="fold")
+    for row in frame[list(columns)].itertuples(index=False):
+        table.add_row(*(Text(str(v)) for v in row))
+    return table
+
+
+def print_rich(board: pd.DataFrame, across: pd.DataFrame | None = None, baseline: str = "adamw",
+               console=None, wide: bool = False) -> None:
+    """Per-benchmark rich tables, then the across-benchmark table when there is more than one.
+    They fit the console's width, leaving out columns in DROP_ORDER and saying which; `wide`
+    shows every column, as wide as that takes."""
+    from rich.console import Console
+    from rich.text import Text
+
+    parts = list(sections(board, baseline))
+    console = console or Console()
+    if wide:
+        needed = max((_width(frame, frame.columns, WIDE_CELL_WIDTH) for _, frame, _ in parts), default=0)
+        console = Console(file=console.file, width=max(console.width, needed))
+    dropped: list[str] = []
+    for heading, frame, lines in parts:
+        shown, gone = (list(frame.columns), []) if wide else fit_columns(frame, console.width)
+        dropped += [name for name in gone if name not in dropped]
+        console.print(_rich_table(heading, frame, shown))
         console.print(Text("\n".join(lines), style="dim"))
     if across is not None and not across.empty and board["benchmark"].nunique() > 1:
-        table = Table(title="Across benchmarks", title_justify="left")
         frame = display_across(across)
-        for col in frame.columns:
-            table.add_column(col)
-        for row in frame.itertuples(index=False):
-            table.add_row(*map(str, row))
-        console.print(table)
+        console.print(_rich_table("Across benchmarks", frame, frame.columns))
+    if dropped:
+        console.print(Text(f"Left out to fit {console.width} columns: {', '.join(dropped)}. "
+                           f"--wide shows all.", style="dim"))

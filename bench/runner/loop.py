@@ -153,6 +153,8 @@ def train(task: Task, model: torch.nn.Module, optimizer: torch.optim.Optimizer, 
         out.resumed_from = [*out.resumed_from, start]
         clock.elapsed, eval_clock.elapsed = state["train_s"], state["eval_s"]
         interval_ms, last_log = list(state["interval_ms"]), tuple(state["last_log"])
+        if checkpoint.writer:  # one line, from the process that owns the run directory
+            print(f"resuming {checkpoint.path.parent} from step {start} (checkpoint)", flush=True)
 
     def report(step: int, loss: torch.Tensor | None) -> bool:
         """Log (and maybe evaluate) at `step`, off the clock. Returns False if the run diverged."""

@@ -21,28 +21,30 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
-import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from bench import BenchError
 from bench.config import CONF_DIR, check_arguments, constructor_kwargs, resolve_target, run_id
-from bench.optimizers import build_optimizer, implementation, state_bytes
-from bench.runner import devices, distributed, rundir
-from bench.runner.checkpoint import Checkpointer, seed_everything
-from bench.runner.distributed import World
-from bench.runner.interrupts import Interrupts
-from bench.runner.loop import LoopSettings, train
-from bench.runner.probes import build_probes
-from bench.runner.sinks import make_sinks
+from bench.runner import rundir
 from bench.runner.validate import validate
+
+# torch and everything that trains are imported where a run is built, not here: deciding that a
+# run is `already done` (validate, compose the run id, read its summary) must not pay seconds of
+# torch start-up (docs/BENCHMARKS.md, Start-up).
+if TYPE_CHECKING:
+    import torch
+
+    from bench.runner.distributed import World
 
 
 def resolve_device(name: str) -> torch.device:
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -62,6 +64,8 @@ def build_task(cfg: DictConfig, device: torch.device):
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    import torch
+
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
         return torch.bfloat16
     if precision in ("fp32", "auto"):
@@ -70,6 +74,8 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 
 def peak_memory_bytes(device: torch.device) -> int:
+    import torch
+
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device)
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB; process-wide
@@ -79,6 +85,31 @@ def _hydra_overrides() -> list[str] | None:
     from hydra.core.hydra_config import HydraConfig
 
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None
+
+
+#: a single run that preflight found finished: (its command's arguments, run directory, summary)
+_checked: tuple[tuple[str, ...], Path, dict[str, Any]] | None = None
+
+
+def finished_summary(cfg: DictConfig, args: list[str] | None = None) -> dict[str, Any] | None:
+    """The summary of cfg's run when it has finished (ok or diverged) and force=true was not
+    given: the run is `already done`. Reads one file and needs no torch, so the answer is quick.
+    Preflight asks too, before it imports the classes of a run that will not be built; given the
+    arguments of a single run, it is remembered, so that `run_command` answers without Hydra
+    composing the same config twice more."""
+    global _checked
+    if cfg.get("force"):
+        return None
+    run_dir = Path(cfg.runs_root) / run_id(cfg)
+    try:
+        done = rundir.read_summary(run_dir)
+    except OSError:  # runs_root is a file, unreadable, ...: `execute` says so in one line
+        return None
+    if not rundir.is_finished(done):
+        return None
+    if args is not None:
+        _checked = (tuple(args), run_dir, done)
+    return done
 
 
 def execute(cfg: DictConfig, overrides: list[str] | None = None, sweep: bool = True) -> dict[str, Any]:
@@ -93,10 +124,12 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None, sweep: bool = T
     rid = run_id(cfg)
     root = rundir.ensure_root(Path(cfg.runs_root))
     existing = root / rid
-    done = rundir.read_summary(existing)
-    if rundir.is_finished(done) and not cfg.force:
+    done = finished_summary(cfg)
+    if done is not None:
         print(f"already done: {existing}  (force=true runs it again into a new directory)")
         return {**done, "status": "skipped", "run_dir": str(existing)}
+    from bench.runner import devices, distributed
+
     if distributed.should_launch(cfg):
         return distributed.launch(cfg, overrides if overrides is not None else _hydra_overrides(), existing)
 
@@ -129,6 +162,11 @@ def _constructed(cfg: DictConfig, group: str, make):
 
 
 def _build(cfg: DictConfig, device: torch.device, world: World):
+    import torch
+
+    from bench.optimizers import build_optimizer
+    from bench.runner import distributed
+
     task = distributed.shard_task(_constructed(cfg, "task", lambda: build_task(cfg, device)), world)
     model = _constructed(cfg, "task", task.model)
     distributed.sync_gradients(model, world)
@@ -170,6 +208,8 @@ def _execute(cfg: DictConfig, rid: str, root: Path, world: World, device: torch.
     # Build everything before touching the runs root, so bad input leaves no trace. In a sweep,
     # any other exception (a constructor rejecting a sampled hyperparameter) is this
     # configuration's result: it is recorded below as a failed run, and the sweep goes on.
+    from bench.runner.checkpoint import seed_everything
+
     seed_everything(cfg.seed)
     built, build_error = None, None
     try:
@@ -238,6 +278,15 @@ def _record_build_failure(cfg, rid: str, run_dir: Path, device, error: str, writ
 
 def _run(cfg, rid, run_dir: Path, world: World, device, sweep: bool, task, model, optimizer, caps, scheduler,
          schedule) -> dict:
+    import torch
+
+    from bench.optimizers import implementation, state_bytes
+    from bench.runner.checkpoint import Checkpointer, seed_everything
+    from bench.runner.interrupts import Interrupts
+    from bench.runner.loop import LoopSettings, train
+    from bench.runner.probes import build_probes
+    from bench.runner.sinks import make_sinks
+
     probes = build_probes(cfg.get("probe"), task, cfg.seed)  # before config.yaml: bad probe settings leave no run
     checkpointer = Checkpointer(run_dir, rid, model, optimizer, scheduler, writer=world.is_main)
     resume = checkpointer.load() if world.is_main else None
@@ -345,7 +394,15 @@ def run_command() -> int:
     """`bench run` (sys.argv holds its arguments): 0 when every run finished or was done already
     (a diverged run is a result), 1 when one failed. A failed run is recorded, not done: the same
     command retries it."""
+    global _checked
     _statuses.clear()
+    checked, _checked = _checked, None
+    args = tuple(sys.argv[1:])
+    # only a plain single run: flags (-m, --cfg, --config-dir, ...) need Hydra's own handling
+    if checked is not None and checked[0] == args and not any(a.startswith("-") for a in args):
+        rundir.ensure_root(checked[1].parent)
+        print(f"already done: {checked[1]}  (force=true runs it again into a new directory)")
+        return 0
     hydra_entry()
     failed = _statuses.count("failed")
     if failed and len(_statuses) > 1:

@@ -3,7 +3,8 @@
     runs/<run_id>/config.yaml     resolved config (written first)
                   metrics.jsonl   one line per log step, flushed
                   summary.json    written last, atomically (temp file + rename)
-                  .lock           held (flock) while a process works in the directory; holds its pid
+                  .lock           held (flock) while a process works in the directory; holds its pid;
+                                  deleted when that process is done with it, whatever the outcome
                   checkpoint.pt   while unfinished: the state to resume from (see checkpoint.py)
                   interrupted.json  after a stop signal: the step and the signal (no summary.json)
 
@@ -25,14 +26,16 @@ import socket
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 import yaml
 
 import bench
 from bench import BenchError
 from bench.results.names import canonical_summary
+
+if TYPE_CHECKING:  # torch is imported by environment() only: reading a summary must not need it
+    import torch
 
 FINISHED = ("ok", "diverged")  # done: a re-run skips these
 RESULTS = (*FINISHED, "failed")  # what a sweep counts; "failed" is retried by a re-run
@@ -69,26 +72,43 @@ def read_summary(run_dir: Path) -> dict[str, Any] | None:
 
 class RunLock:
     """An exclusive flock on `<run_dir>/.lock`. The kernel drops it when the process dies,
-    even by kill -9, so a stale lock never blocks a re-run."""
+    even by kill -9, so a stale lock never blocks a re-run. `release` deletes the file: a
+    finished run keeps no lock behind, and a `.lock` left in a directory means its process died."""
 
     def __init__(self, run_dir: Path):
         self.path = run_dir / ".lock"
         self._fd: int | None = None
 
     def acquire(self) -> bool:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            # The holder before us may have deleted the file between our open and our flock: a
+            # lock on a deleted file excludes nobody, so lock the file that is there now instead.
+            if self._is_current(fd):
+                break
             os.close(fd)
-            return False
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())  # who runs it: for people, and for tests that signal it
         self._fd = fd
         return True
 
+    def _is_current(self, fd: int) -> bool:
+        try:
+            on_disk = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(fd)
+        return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
+
     def release(self) -> None:
+        """Delete the file while still holding it (see `acquire`), then let go."""
         if self._fd is not None:
+            self.path.unlink(missing_ok=True)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
@@ -148,6 +168,8 @@ def git_sha() -> str | None:
 
 
 def environment(device: torch.device) -> dict[str, Any]:
+    import torch
+
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     return {
         "bench": bench.__version__,
@@ -158,4 +180,5 @@ def environment(device: torch.device) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "git_sha": git_sha(),
         "host": socket.gethostname(),
+        "pid": os.getpid(),  # which process ran it (a launcher's worker, a requeued job)
     }

@@ -17,7 +17,7 @@ from numbers import Number
 from omegaconf import DictConfig, ListConfig
 
 from bench import BenchError
-from bench.config import CONF_DIR, META_KEYS, option_defaults
+from bench.config import META_KEYS, option_defaults, option_file
 
 # Parsing a yaml costs milliseconds; a sweep validates thousands of runs of the same few options.
 _defaults = functools.lru_cache(maxsize=256)(option_defaults)
@@ -95,7 +95,8 @@ def _positive_int(cfg: DictConfig, key: str, allow_none: bool = False) -> None:
                          f"there), got {value}")
 
 
-def validate(cfg: DictConfig) -> None:
+def validate(cfg: DictConfig, dirs: tuple = ()) -> None:
+    """`dirs`: the user's config folders, whose yamls give the types of their options' keys."""
     _positive_int(cfg, "steps")
     _positive_int(cfg, "eval_every", allow_none=True)
     _positive_int(cfg, "log_every", allow_none=True)
@@ -107,7 +108,7 @@ def validate(cfg: DictConfig) -> None:
         raise BenchError(f"batch_size must be an integer >= 0 (0 = full batch), got {cfg.batch_size!r}")
     for group in ("task", "optimizer", "schedule"):
         name = cfg[group].get("name")
-        defaults = _defaults(group, name) if name and (CONF_DIR / group / f"{name}.yaml").exists() else None
+        defaults = _defaults(group, name, tuple(dirs)) if name and option_file(group, name, tuple(dirs)) else None
         if defaults is not None:
             _check_types(cfg[group], defaults, group)
         _check_finite(cfg[group], defaults, group)

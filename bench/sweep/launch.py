@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
+import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -28,6 +31,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobStatus
+from hydra.experimental.callback import Callback
 from hydra.types import HydraContext, RunMode
 from omegaconf import DictConfig, open_dict
 
@@ -79,10 +83,13 @@ class HydraSession:
             hydra_context=HydraContext(config_loader=self.hydra.config_loader, callbacks=Callbacks(self.master)),
             task_function=sweep_job, config=self.master)
         errors = []
+        started = time.time()
         try:
             returns = launcher.launch(jobs, initial_job_idx=first_index)
         except Exception as exc:  # e.g. a SLURM job that died: its run directory tells the rest
             return [f"{type(exc).__name__}: {exc}"]
+        finally:
+            replay_job_logs(self.master, since=started)
         for ret in returns:
             if ret.status == JobStatus.FAILED:
                 errors.append(f"{type(ret._return_value).__name__}: {ret._return_value}")
@@ -117,3 +124,62 @@ def outcome_text(summary: dict[str, Any]) -> str:
     if status == "failed":
         return f"failed ({summary.get('error', '')})"
     return status
+
+
+def _submitit_folder(config: DictConfig) -> Path | None:
+    """Where a submitit launcher keeps its jobs' logs (the part of the path before any `%j`)."""
+    launcher = config.hydra.launcher
+    if "submitit" not in str(launcher.get("_target_", "")):
+        return None
+    return Path(*itertools.takewhile(lambda part: "%" not in part, Path(str(launcher.submitit_folder)).parts))
+
+
+def _job_order(path: Path) -> tuple[int, ...]:
+    """`<job id>[_<array index>]_<task>_log.out` in submission order: compare the numbers."""
+    return tuple(int(n) for n in re.findall(r"\d+", path.name))
+
+
+def replay_job_logs(config: DictConfig, since: float) -> None:
+    """A submitit job runs in a process of its own, whose output lands in `<job>_log.out/.err`, not
+    on this terminal. Print what the jobs of this launch printed (their own lines, as the local
+    launcher shows them: `ok: <dir>`, `failed: <dir>: ...`), job by job, without submitit's chatter."""
+    folder = _submitit_folder(config)
+    if folder is None or not folder.is_dir():
+        return
+    since -= 1.0  # file times may lag the clock by a tick
+    for out in sorted((p for p in folder.rglob("*_log.out") if p.stat().st_mtime >= since), key=_job_order):
+        err = out.with_name(out.name.removesuffix(".out") + ".err")
+        for path, stream in ((err, sys.stderr), (out, sys.stdout)):
+            try:
+                text = path.read_text(errors="replace")
+            except FileNotFoundError:
+                continue
+            lines = [line for line in text.splitlines(keepends=True) if not line.startswith("submitit ")]
+            stream.write("".join(lines))
+            stream.flush()
+
+
+def _remove_if_empty(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not empty, already gone: leave it
+        path.rmdir()
+
+
+class SweepHygiene(Callback):
+    """Registered in config.yaml (`hydra.callbacks`) for `bench run -m`. Hydra makes an output
+    folder for every job (`.sweeps/<time>/<job>`) although bench writes nothing there (run
+    directories hold everything): remove those that stay empty. Submitit jobs' output is printed
+    here once they are done (`replay_job_logs`)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._started = time.time()
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        # runs where the job ran (a worker, a submitit process): its own folder, nobody else's
+        _remove_if_empty(Path(str(config.hydra.runtime.output_dir)))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        replay_job_logs(config, since=getattr(self, "_started", 0.0))
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        if sweep_dir.is_dir():  # a job that stopped on a signal never reached on_job_end
+            for root, _, _ in sorted(os.walk(sweep_dir), key=lambda w: len(w[0]), reverse=True):
+                _remove_if_empty(Path(root))
