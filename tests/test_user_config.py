@@ -221,10 +221,13 @@ def test_tune_takes_the_search_path(bench_cli, runs_root, user_conf):
     assert res.code == 0, res.output
     runs = [d for d in runs_root.iterdir() if not d.name.startswith(".")]
     assert runs and all(d.name.startswith("logreg-adamax-") for d in runs)
-    # --config-dir is a `bench run` flag; tune says it takes key=value arguments only
-    line = one_error_line(bench_cli("tune", "--config-dir", str(user_conf), "optimizer=adamax",
-                                    f"runs_root={runs_root}"))
-    assert "--config-dir" in line
+    # --config-dir / -cd work as in `bench run` (the same runs: nothing new to train)
+    for flag in ("--config-dir", "-cd"):
+        again = bench_cli("tune", flag, str(user_conf), "optimizer=adamax", "task=logreg", "trials=1", "studies=1",
+                          "seeds=1", "steps=2", f"runs_root={runs_root}")
+        assert again.code == 0, again.output
+        assert "2 cells: 2 done" in again.stdout
+    assert "needs a folder" in one_error_line(bench_cli("tune", "optimizer=adamax", "-cd"))
 
 
 def test_bench_options_come_first_in_the_search_path(tmp_path):

@@ -228,7 +228,6 @@ def ci(values: Sequence[float], digits: int = 3, sign: float = 1.0) -> str:
     miss is +inf and sorts last; nan means "not measured" and is left out. `sign` = −1 prints a
     higher-is-better metric in its own units again."""
     from bench.results import stats
-    from bench.results.tables import percent_down
 
     kept = [float(v) for v in values if not math.isnan(float(v))]
     e = stats.median_ci(kept)
@@ -239,7 +238,7 @@ def ci(values: Sequence[float], digits: int = 3, sign: float = 1.0) -> str:
                 f"needs ≥ {e.needs})")
     lo, hi = sorted((sign * e.lo, sign * e.hi))
     return (f"{_num(sign * e.value, digits)} [{_num(lo, digits)}, {_num(hi, digits)}] "
-            f"(n={e.n}, {percent_down(e.coverage)} coverage)")
+            f"(n={e.n}, {stats.percent_down(e.coverage)} coverage)")
 
 
 

@@ -55,6 +55,11 @@ class Estimate:
         return not (math.isnan(self.lo) or math.isnan(self.hi))
 
 
+def percent_down(p: float) -> str:
+    """A coverage as a percentage rounded down: 62/64 prints as 96.8%, never as more than it is."""
+    return f"{math.floor(p * 1000 + 1e-9) / 10:.1f}%"
+
+
 def median(x: np.ndarray, axis: int = 0) -> np.ndarray:
     # np.median averages the two middle values; (x + inf) / 2 = inf is the honest answer when
     # half the runs missed.

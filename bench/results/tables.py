@@ -34,11 +34,6 @@ def whole(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:.1f}"
 
 
-def percent_down(p: float) -> str:
-    """A coverage as a percentage rounded down: 62/64 prints as 96.8%, never as more than it is."""
-    return f"{math.floor(p * 1000 + 1e-9) / 10:.1f}%"
-
-
 def estimate(row: pd.Series, col: str, unit: str = "", n: int | None = None, coverage: bool = False,
              fmt=lambda x: num(x, 3)) -> str:
     """`median [lo, hi] n=6 (97%)`: the interval (with its exact coverage when asked; the notes
@@ -53,7 +48,7 @@ def estimate(row: pd.Series, col: str, unit: str = "", n: int | None = None, cov
         return "∞" + count
     text = fmt(value) + unit
     if not math.isnan(lo):
-        shown = f" ({percent_down(cover)})" if coverage and not math.isnan(cover) else ""
+        shown = f" ({stats.percent_down(cover)})" if coverage and not math.isnan(cover) else ""
         return f"{text} [{fmt(lo)}, {fmt(hi)}]{count}{shown}"
     return text + count + (" (n too small)" if needs and needs > 0 else "")
 
@@ -143,7 +138,7 @@ def notes(board: pd.DataFrame, benchmark: str) -> list[str]:
     r = part.iloc[0]
     out = [rule(float(r["alpha"]), int(r["family"]))]
     covered = part.drop_duplicates("n").sort_values("n")
-    shown = [f"n={n}: {percent_down(c)}" for n, c in zip(covered["n"], covered["final_coverage"], strict=True) if c == c]
+    shown = [f"n={n}: {stats.percent_down(c)}" for n, c in zip(covered["n"], covered["final_coverage"], strict=True) if c == c]
     out.append("Exact coverage of the median intervals: " + (", ".join(shown) if shown else "none")
                + f"; a median needs ≥ {stats.seeds_for_median()} seeds for a 95% interval.")
     unranked = part[~part["ranked"]]

@@ -53,11 +53,29 @@ FORBIDDEN = {"seed": "one base seed only: study s trains with seed+s, the seeds 
              "force": "a sweep reuses finished runs; use another runs_root for a fresh sweep"}
 
 
+def _config_dir_as_searchpath(args: list[str]) -> list[str]:
+    """`--config-dir DIR` / `-cd DIR` as in `bench run`: tune composes with Hydra's compose API,
+    which takes user folders as `hydra.searchpath`, so the flag becomes that override."""
+    out, i = [], 0
+    while i < len(args):
+        arg = args[i]
+        if arg in ("--config-dir", "-cd") or arg.startswith("--config-dir="):
+            folder = arg.split("=", 1)[1] if "=" in arg else (args[i + 1] if i + 1 < len(args) else "")
+            if not folder:
+                raise BenchError(f"{arg} needs a folder: {arg} DIR, with DIR/optimizer/NAME.yaml or DIR/task/NAME.yaml")
+            out.append(f"hydra.searchpath=[file://{Path(folder).resolve()}]")
+            i += 1 if "=" in arg else 2
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
 def parse_args(args: list[str]) -> tuple[Budget, list[str], list[list[str]]]:
     """(budget, fixed overrides, sweep axes) of a `bench tune` command line."""
     budget: dict[str, int | bool] = {}
     overrides = []
-    for arg in args:
+    for arg in _config_dir_as_searchpath(args):
         key, eq, value = arg.partition("=")
         if arg.startswith("-") or not eq:
             raise BenchError(f"bench tune takes key=value arguments, got {arg!r}; see `bench tune --help`")
@@ -322,7 +340,7 @@ def _seeds_text(s: dict[str, Any]) -> str:
     misses = f", {s['misses']} missed" if s["misses"] else ""
     if s["needs"]:
         return f"{_fmt(s['median'])} (n={s['n']}{misses}; interval: n too small (needs ≥ {s['needs']}))"
-    return f"{_fmt(s['median'])} [{_fmt(s['lo'])}, {_fmt(s['hi'])}] (n={s['n']}{misses}, covers {s['coverage']:.1%})"
+    return f"{_fmt(s['median'])} [{_fmt(s['lo'])}, {_fmt(s['hi'])}] (n={s['n']}{misses}, covers {stats.percent_down(s['coverage'])})"
 
 
 def _verdict_text(c: dict[str, Any]) -> str:
