@@ -160,3 +160,18 @@ def test_every_bench_task_that_reads_data_has_a_file_check():
     targets = {str(option_defaults("task", name)._target_) for name in choices("task")}
     with_data = {t for t in targets if hasattr(get_class(t), "data_present")}
     assert with_data == set(bench.tasks.DATA_CHECKS)
+
+
+def test_the_quick_answer_follows_the_run_directory(bench_cli, tmp_path):
+    """In one process (as `bench tune`, `bench check` and the tests use it): done, then removed,
+    then done again; the quick `already done` answer is never one remembered from before."""
+    args = ["run", *RUN, "steps=5", f"runs_root={tmp_path}"]
+    first = bench_cli(*args)
+    assert first.code == 0 and first.stdout.startswith("ok: "), first.output
+    run_dir = Path(first.stdout.split()[1])
+    again = bench_cli(*args)
+    assert again.code == 0 and again.stdout.startswith(f"already done: {run_dir}"), again.output
+    (run_dir / "summary.json").unlink()
+    third = bench_cli(*args)
+    assert third.code == 0 and third.stdout.startswith("ok: "), third.output
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "ok"

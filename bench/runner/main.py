@@ -98,17 +98,14 @@ def finished_summary(cfg: DictConfig, args: list[str] | None = None) -> dict[str
     arguments of a single run, it is remembered, so that `run_command` answers without Hydra
     composing the same config twice more."""
     global _checked
-    if cfg.get("force"):
-        return None
     run_dir = Path(cfg.runs_root) / run_id(cfg)
     try:
-        done = rundir.read_summary(run_dir)
+        done = None if cfg.get("force") else rundir.read_summary(run_dir)
     except OSError:  # runs_root is a file, unreadable, ...: `execute` says so in one line
-        return None
-    if not rundir.is_finished(done):
-        return None
-    if args is not None:
-        _checked = (tuple(args), run_dir, done)
+        done = None
+    done = done if rundir.is_finished(done) else None
+    if args is not None:  # a later answer for the same arguments replaces an earlier one
+        _checked = None if done is None else (tuple(args), run_dir, done)
     return done
 
 
