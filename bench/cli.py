@@ -300,8 +300,8 @@ def check(
       bench check mine.yaml -f md   markdown, e.g. >> "$GITHUB_STEP_SUMMARY"
       bench check ci --runs DIR     judge finished runs made elsewhere
     """
-    from bench.results.check import check as run_check
     from bench.results.check import render
+    from bench.sweep.check_sweep import check as run_check
 
     if fmt not in ("table", "md", "json"):
         fail(f"unknown --format {fmt!r}; use table, md or json")
@@ -349,7 +349,8 @@ def experiment(
     from pathlib import Path
 
     from bench.experiments import default_runs_root, run_experiment
-    from bench.experiments.common import load_spec, names, write_docs_command
+    from bench.experiments.claims import write_docs_command
+    from bench.experiments.common import load_spec, names
 
     name = None
     for arg in args or []:

@@ -8,8 +8,9 @@ import math
 import pytest
 from scipy.stats import mannwhitneyu
 
-from bench.results.check import check, read_baseline
+from bench.results.check import read_baseline
 from bench.results.check_rule import Cell, compare, sweep_warning
+from bench.sweep.check_sweep import check
 
 TOL = {"rel": 0.02, "abs": 1e-6, "steps_rel": 0.1}
 SWEEP = """\

@@ -16,8 +16,8 @@ import math
 import numpy as np
 import pytest
 
-from bench.results.check import DEFAULT_TOLERANCE
 from bench.results.check_rule import Cell, compare
+from bench.sweep.check_sweep import DEFAULT_TOLERANCE
 
 ALPHA = 0.05
 CELLS = 9  # as bench/conf/check/ci.yaml: 18 tests in one family

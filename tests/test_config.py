@@ -9,7 +9,7 @@ from hydra.utils import get_class, instantiate
 from bench import BenchError
 from bench.config import CONF_DIR, choices, description, run_id
 from bench.optimizers import build_optimizer
-from bench.runner.main import build_task
+from bench.runner.build import build_task
 
 
 def composed(*overrides):

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from bench.experiments import names, run_experiment
-from bench.experiments.common import STATS_MARK, VERDICTS, ci, write_section
+from bench.experiments.claims import STATS_MARK, write_section
+from bench.experiments.common import VERDICTS
+from bench.experiments.verdicts import ci
 
 PRESETS = ["edge_of_stability", "large_step_logreg", "schedule_free", "lion_memory", "reality_check"]
 

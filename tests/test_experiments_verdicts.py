@@ -15,7 +15,9 @@ import torch
 from omegaconf import OmegaConf
 
 from bench.experiments import edge_of_stability, large_step_logreg, lion_memory, reality_check, schedule_free
-from bench.experiments.common import VERDICTS, Experiment, load_spec, supported
+from bench.experiments.common import VERDICTS, Experiment, load_spec
+from bench.experiments.state_bytes import StepMemory, measure_steps, state_storage_bytes
+from bench.experiments.verdicts import supported
 from bench.results import stats
 from bench.results.synthetic import write_run
 
@@ -238,9 +240,8 @@ def measured(lion_cls):
         torch.manual_seed(0)
         model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.Tanh(), torch.nn.Linear(64, 4))
         params = list(model.parameters())
-        numbers = lion_memory.measure_steps(model, cls(params, lr=1e-3), Tiny(), steps=3)
-        rows.append(lion_memory.StepMemory("tiny", name, "reference", sum(p.numel() for p in params), len(params),
-                                           **numbers))
+        numbers = measure_steps(model, cls(params, lr=1e-3), Tiny(), steps=3)
+        rows.append(StepMemory("tiny", name, "reference", sum(p.numel() for p in params), len(params), **numbers))
     return rows
 
 
@@ -267,7 +268,7 @@ def test_state_storages_are_counted_once_however_many_views_point_at_them():
     opt = torch.optim.SGD([p], lr=0.1)
     buffer = torch.zeros(20)
     opt.state[p] = {"a": buffer[:10], "b": buffer[10:], "c": [buffer], "d": torch.zeros(5, dtype=torch.float64)}
-    assert lion_memory.state_storage_bytes(opt) == 20 * 4 + 5 * 8
+    assert state_storage_bytes(opt) == 20 * 4 + 5 * 8
 
 
 def test_seed_optimum_lies_between_grid_points():

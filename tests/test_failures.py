@@ -112,7 +112,7 @@ def test_a_signal_while_starting_up_ends_the_command_at_once(bench_cli, runs_roo
         time.sleep(30)
         raise AssertionError("the signal was ignored")
 
-    monkeypatch.setattr("bench.runner.main.build_task", build_task)
+    monkeypatch.setattr("bench.runner.build.build_task", build_task)
     started = time.monotonic()
     res = bench_cli(*RUN, f"runs_root={runs_root}")
     assert time.monotonic() - started < 20

@@ -10,7 +10,7 @@ from conftest import write_fashion_dir
 
 from bench.perf import compose_config
 from bench.perf.loop import bench_loop, minimal_loop
-from bench.runner.main import build_task, resolve_device
+from bench.runner.build import build_task, resolve_device
 
 
 @pytest.mark.parametrize("overrides", [

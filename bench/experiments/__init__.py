@@ -12,7 +12,8 @@ import importlib
 import time
 from pathlib import Path
 
-from bench.experiments.common import Experiment, Finding, load_spec, names, section, write_section
+from bench.experiments.claims import section, write_section
+from bench.experiments.common import Experiment, Finding, load_spec, names
 
 
 def default_runs_root(name: str, scale: str) -> Path:

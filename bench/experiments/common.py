@@ -1,5 +1,6 @@
 """What every experiment preset shares: its spec at a scale, running its cells in this process,
-reading them back through the results store, numbers with CIs, and its section of CLAIMS.md.
+and reading them back through the results store. Numbers with CIs and verdicts as text are in
+verdicts.py; its section of CLAIMS.md is written by claims.py.
 
 A preset is `conf/experiment/<name>.yaml` (the claim, its source, the sweep, and per-scale
 overrides under `scales:`) plus `bench/experiments/<name>.py` with two functions:
@@ -11,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
-import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,13 +25,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from bench import BenchError
 from bench.config import CONF_DIR
 
-# numpy, pandas, matplotlib and scipy (through stats) are imported by the functions that analyse
-# runs: listing the experiments (`bench experiment`) reads only their yaml.
+# numpy, pandas and matplotlib are imported by the functions that analyse runs: listing the
+# experiments (`bench experiment`) reads only their yaml.
 if TYPE_CHECKING:
     import numpy as np
     from matplotlib.figure import Figure
 
-    from bench.results import stats
     from bench.results.store import Runs
 
 SCALES = ("test", "cpu", "gpu")
@@ -221,110 +219,6 @@ def figure(ncols: int = 1, width: float = 5.5, height: float = 3.8) -> tuple[Fig
     return fig, axes
 
 
-def ci(values: Sequence[float], digits: int = 3, sign: float = 1.0) -> str:
-    """`median [lo, hi] (n=k, 96.8% coverage)`: the median over seeds with its distribution-free
-    order-statistic interval and that interval's exact coverage; below the n the level needs, the
-    median alone and how many values would do. `values` are lower-is-better (sign · metric), a
-    miss is +inf and sorts last; nan means "not measured" and is left out. `sign` = −1 prints a
-    higher-is-better metric in its own units again."""
-    from bench.results import stats
-
-    kept = [float(v) for v in values if not math.isnan(float(v))]
-    e = stats.median_ci(kept)
-    if e.n == 0:
-        return "– (n=0)"
-    if not e.has_interval:
-        return (f"{_num(sign * e.value, digits)} (n={e.n}; n too small for a {stats.LEVEL:.0%} interval: "
-                f"needs ≥ {e.needs})")
-    lo, hi = sorted((sign * e.lo, sign * e.hi))
-    return (f"{_num(sign * e.value, digits)} [{_num(lo, digits)}, {_num(hi, digits)}] "
-            f"(n={e.n}, {stats.percent_down(e.coverage)} coverage)")
-
-
-
-
-def interval(e: stats.Estimate, digits: int = 3, what: str = "interval") -> str:
-    """An effect size (`stats.shift_ci`, `ratio_ci`, `p_beats_ci`) as `value [lo, hi]`, or the
-    value with the seeds per side its interval needs."""
-    if e.n == 0 or math.isnan(e.value):
-        return "–"
-    if not e.has_interval:
-        return f"{_num(e.value, digits)} (n too small for an {what}: needs ≥ {e.needs} per side)"
-    return f"{_num(e.value, digits)} [{_num(e.lo, digits)}, {_num(e.hi, digits)}]"
-
-
-def seeds_hint(exp: Experiment, key: str = "seeds") -> str:
-    """Where to add seeds: the yaml key that sets them at this scale."""
-    spec = OmegaConf.load(CONF_DIR / "experiment" / f"{exp.name}.yaml")
-    scale_node = (spec.get("scales") or {}).get(exp.scale) or {}
-    head, _, leaf = key.rpartition(".")
-    node = OmegaConf.select(scale_node, head) if head else scale_node
-    where = f" under `scales: {exp.scale}:`" if node is not None and leaf in node else ""
-    command = f"bench experiment {exp.name}" + (f" --scale {exp.scale}" if exp.scale != "cpu" else "")
-    return f"raise `{key}:`{where} in bench/conf/experiment/{exp.name}.yaml and re-run `{command}`"
-
-
-def judged(c: stats.Comparison | None, words: dict[str, str] | None = None) -> str:
-    """A comparison's verdict with its Holm-adjusted p beside it."""
-    if c is None:
-        return "missing"
-    if c.verdict == "n too small":
-        return f"n too small (needs ≥ {c.needs} seeds per side; Holm p {_p(c.p_adjusted)})"
-    word = (words or {}).get(c.verdict, f"**{c.verdict}**" if c.verdict in ("better", "worse") else c.verdict)
-    return f"{word} (Holm p {_p(c.p_adjusted)})"
-
-
-def _p(p: float) -> str:
-    """`= 0.0022` or `< 0.001`: the relation goes with the number."""
-    return "= –" if math.isnan(p) else f"= {p:.2g}" if p >= 0.001 else "< 0.001"
-
-
-def family_note(exp: Experiment, comparisons: Sequence[stats.Comparison], what: str, n: int,
-                key: str = "seeds") -> str:
-    """The sentence under a table of comparisons (`n` seeds per side): one Holm family, what n can
-    and cannot decide, and the command that adds seeds where it cannot."""
-    from bench.results import stats
-
-    m = len(comparisons)
-    if not m:
-        return ""
-    text = (f"The {m} comparisons of this table ({what}) are one Holm family: each is an exact" if m > 1 else
-            f"The comparison of this table ({what}) is a Holm family of one: an exact")
-    text += (" two-sided Wilcoxon–Mann–Whitney permutation test over seeds (a miss is +∞ and ties with other "
-            f"misses), its p adjusted by Holm's method, and a verdict is better/worse only where the adjusted p "
-            f"≤ {stats.ALPHA:.2g}; \"not significant\" is no evidence either way. A family of {m} can decide "
-            f"from {stats.min_seeds(m)} seeds per side")
-    shift = stats.detectable_shift(n, n) if n else math.inf
-    if math.isfinite(shift):
-        text += f"; at n={n} the single test detects a shift of {shift:.2g} standard deviations with 80% power"
-    text += "."
-    short = [c for c in comparisons if c.verdict == "n too small"]
-    if short:
-        which = f"for {len(short)} of them" if m > 1 else "for it"
-        text += f" **n too small** {which} (needs ≥ {max(c.needs for c in short)} seeds per side): " \
-                f"{seeds_hint(exp, key)}."
-    return text
-
-
-def supported(verdicts: Sequence[str]) -> str:
-    """The verdict of an "at least as good" claim from its comparisons (the claimed side's
-    verdicts): a rank test can show a difference, never an equality, so a comparison supports the
-    claim only where the claimed side is significantly better. Reproduced: every comparison
-    supports it; partly: some do; otherwise not reproduced at this scale."""
-    better = sum(v == "better" for v in verdicts)
-    if verdicts and better == len(verdicts):
-        return VERDICTS[0]
-    return VERDICTS[1] if better else VERDICTS[2]
-
-
-def _num(x: float, digits: int) -> str:
-    import numpy as np
-
-    if not np.isfinite(x):
-        return "∞" if x > 0 else ("−∞" if x < 0 else "nan")
-    return f"{x:.{digits}g}"
-
-
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -355,106 +249,3 @@ def curves_by_run(runs: Runs, metric: str) -> dict[str, tuple[np.ndarray, np.nda
         part = part.sort_values("step")
         out[run_id] = (part["step"].to_numpy(dtype=float), part["value"].to_numpy(dtype=float))
     return out
-
-
-# --- CLAIMS.md -----------------------------------------------------------------------------------
-CLAIMS_HEAD = """# What bench found
-
-Each section below is written by one command, `bench experiment <name> --write-docs` (the one
-printed under it), which runs the sweep (finished runs are reused), then writes the figures under
-[claims/](claims/) and the section itself; without `--write-docs` both go into the runs root.
-Numbers are medians over n independent runs (seeds) with distribution-free 95% order-statistic
-intervals, printed with their exact coverage; below 6 seeds no such interval exists and the median
-stands alone, marked "n too small". A comparison of two groups of seeds is an exact rank test, the
-comparisons of one table are one Holm family, and the adjusted p stands beside each verdict; a run
-that missed (diverged, failed, never reached the target) counts as +∞, never dropped. A claim
-counts as reproduced only where these tests support it. "Not reproduced at this scale" means what
-it says: the CPU presets are small, and their `--scale gpu` variants are the ones to trust.
-"""
-
-#: written into every section by `section`: a section without it predates these statistics
-STATS_MARK = "<!-- statistics: exact rank tests, Holm per table, order-statistic intervals -->"
-
-
-STALE = "> **Not re-run under the current statistics.**"
-
-
-def stale_note(key: str) -> str:
-    """What a section written under the earlier statistics says about itself until it is re-run."""
-    name, _, scale = key.partition("-")
-    command = write_docs_command(name, scale or "cpu")
-    return (f"{STALE} This section was produced under the earlier rules: 95% percentile-bootstrap intervals "
-            f"(at 3 to 5 seeds they lie inside [min, max], which itself covers the median less than 95% of the "
-            f"time) and, for comparisons, better/worse where the bootstrap interval of P(a beats b) excluded 1/2 "
-            f"(a rule that fires on pure noise 19% of the time at 3 vs 3 seeds). Its measurements stand; its "
-            f"intervals and verdict are not calibrated. `{command}` replaces it.")
-
-
-def write_docs_command(name: str, scale: str) -> str:
-    """The command that rewrites a section of the tracked docs/CLAIMS.md: printed beside it, so
-    the docs say how to reproduce themselves."""
-    return f"bench experiment {name}" + (f" --scale {scale}" if scale != "cpu" else "") + " --write-docs"
-
-
-def write_section(claims: Path, name: str, markdown: str) -> None:
-    """Replace (or add) this experiment's section of CLAIMS.md; the others stay as they are, in
-    the order of `names()`, and one that predates the current statistics (no `STATS_MARK`) says
-    so under its heading. The head is `CLAIMS_HEAD`, so that it always describes these rules."""
-    text = claims.read_text() if claims.exists() else ""
-    sections = dict(re.findall(r"<!-- experiment:([\w-]+) -->\n(.*?)<!-- /experiment:\1 -->\n", text, flags=re.S))
-    head = CLAIMS_HEAD
-    for key, old in sections.items():
-        if STATS_MARK not in old:  # (re)write its note, so that it says what the current code says
-            title, _, rest = re.sub(rf"\n{re.escape(STALE)}[^\n]*\n", "", old, count=1).partition("\n")
-            sections[key] = f"{title}\n\n{stale_note(key)}\n{rest}"
-    sections[name] = markdown.rstrip("\n") + "\n"
-    order = [k for n in names() for k in sorted(sections) if k == n or k.startswith(n + "-")]
-    order += sorted(set(sections) - set(order))
-    body = "".join(f"\n<!-- experiment:{n} -->\n{sections[n]}<!-- /experiment:{n} -->\n" for n in order)
-    claims.parent.mkdir(parents=True, exist_ok=True)
-    claims.write_text(head + body)
-
-
-def section(exp: Experiment, finding: Finding, wall_s: float, runs: Runs) -> str:
-    spec = exp.spec
-    ok = runs.table[runs.table["status"] == "ok"] if len(runs.table) else runs.table
-    figures = "\n".join(f"![{exp.name}]({p.relative_to(exp.docs).as_posix()})" for p in finding.figures)
-    return "\n".join([
-        f"## {spec.title}" + (f" ({exp.scale.upper()} scale)" if exp.scale == "gpu" else ""),
-        "",
-        f"**Claim** ({spec.source}): {spec.claim.strip()}",
-        "",
-        f"**Verdict: {finding.verdict}.** {finding.summary}",
-        "",
-        figures,
-        "",
-        finding.body.strip(),
-        "",
-        f"<sub>`{write_docs_command(exp.name, exp.scale)}` — scale {exp.scale}, {len(runs.table)} runs "
-        f"({len(ok)} ok) in {exp.runs_root}, {wall_s / 60:.1f} min wall time for this command; the runs themselves "
-        f"took {_run_minutes(runs):.1f} min ({_machine()}), {time.strftime('%Y-%m-%d', time.gmtime())}.</sub>",
-        STATS_MARK,
-        "",
-    ])
-
-
-def _run_minutes(runs: Runs) -> float:
-    """Wall time of the runs themselves (start to summary), whenever they ran: a re-run of the
-    command that reuses finished runs is fast, but this still says what the sweep costs."""
-    import numpy as np
-    import pandas as pd
-
-    table = runs.table
-    if table.empty or "started_at" not in table or "finished_at" not in table:
-        return 0.0
-    spans = pd.to_numeric(table["finished_at"], errors="coerce") - pd.to_numeric(table["started_at"], errors="coerce")
-    return float(np.nansum(spans)) / 60
-
-
-def _machine() -> str:
-    import os
-
-    import torch
-
-    device = "CUDA " + torch.cuda.get_device_name() if torch.cuda.is_available() else f"{os.cpu_count()} CPU cores"
-    return f"{device}, torch {torch.__version__}"

@@ -18,17 +18,13 @@ from bench.experiments.common import (
     Cell,
     Experiment,
     Finding,
-    ci,
     curves_by_run,
-    family_note,
     figure,
     hyperparameter,
-    interval,
-    judged,
     markdown_table,
-    seeds_hint,
     selected,
 )
+from bench.experiments.verdicts import ci, family_note, interval, judged, seeds_hint
 from bench.results import stats
 
 

@@ -19,29 +19,17 @@ from __future__ import annotations
 
 import importlib
 import math
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 from omegaconf import OmegaConf, open_dict
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from bench import BenchError
 from bench.config import CONF_DIR
-from bench.experiments.common import (
-    VERDICTS,
-    Cell,
-    Experiment,
-    Finding,
-    ci,
-    family_note,
-    figure,
-    interval,
-    judged,
-    markdown_table,
-)
+from bench.experiments.common import VERDICTS, Cell, Experiment, Finding, figure, markdown_table
+from bench.experiments.state_bytes import StepMemory, measure_steps
+from bench.experiments.verdicts import ci, family_note, interval, judged
 from bench.results import stats
 from bench.results.plots import colours, lr_sensitivity
 
@@ -52,94 +40,7 @@ def _optimizers(names) -> tuple[list[str], list[str]]:
     return present, [n for n in names if n not in present]
 
 
-# --- memory: what a step really allocates ----------------------------------------------------------
-
-class AllocationTracker(TorchDispatchMode):
-    """Bytes of every tensor an op creates while the mode is on, and the peak of those alive at
-    once. A new tensor is an output the op's schema does not mark as aliasing an input (in-place
-    ops and views reuse memory, out-of-place ops and factories do not); it is counted until its
-    Python object dies. Python-side constructors that bypass the dispatcher (`torch.tensor(0.0)`,
-    a few bytes) are not seen."""
-
-    def __init__(self):
-        super().__init__()
-        self.total = self.live = self.peak = 0
-
-    def _free(self, nbytes: int) -> None:
-        self.live -= nbytes
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        returns = func._schema.returns
-        values = out if isinstance(out, (tuple, list)) and len(returns) != 1 else (out,)
-        for schema, value in zip(returns, values, strict=False):
-            if schema.alias_info is not None:
-                continue
-            for t in value if isinstance(value, (tuple, list)) else (value,):
-                if isinstance(t, torch.Tensor):
-                    nbytes = t.untyped_storage().nbytes()
-                    self.total += nbytes
-                    self.live += nbytes
-                    self.peak = max(self.peak, self.live)
-                    weakref.finalize(t, self._free, nbytes)
-        return out
-
-
-def state_storage_bytes(optimizer: torch.optim.Optimizer) -> int:
-    """Bytes of the storages behind every tensor in the optimizer's state, each storage once
-    (two state entries that view one buffer cost it once; a 0-dim step counter costs its bytes)."""
-    seen: dict[tuple[str, int], int] = {}
-
-    def visit(value) -> None:
-        if isinstance(value, torch.Tensor):
-            storage = value.untyped_storage()
-            seen[(str(value.device), storage.data_ptr())] = storage.nbytes()
-        elif isinstance(value, dict):
-            for v in value.values():
-                visit(v)
-        elif isinstance(value, (list, tuple)):
-            for v in value:
-                visit(v)
-
-    for state in optimizer.state.values():
-        visit(state)
-    return sum(seen.values())
-
-
-@dataclass
-class StepMemory:
-    task: str
-    optimizer: str
-    implementation: str  # where the class comes from
-    n_params: int
-    n_tensors: int  # parameter tensors: a per-tensor step counter costs a few bytes each
-    state_bytes: int  # storages behind the state after the steps
-    first_step_kept: int  # bytes created during the first step and still alive after it
-    step_allocated: int  # bytes created during the last step
-    step_peak: int  # peak of those alive at once during the last step
-    declared: str = ""  # the yaml's `state_per_param`, shown for comparison only
-
-    def per_param(self, field: str) -> float:
-        return getattr(self, field) / self.n_params if self.n_params else math.nan
-
-
-def measure_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer, task, steps: int) -> dict[str, int]:
-    """Run `steps` real steps (the task's loss on its batches), tracking the bytes every step
-    allocates; the state is counted after the last one."""
-    batches = task.batches()
-    kept = allocated = peak = 0
-    for i in range(steps):
-        optimizer.zero_grad(set_to_none=True)
-        task.loss(model, next(batches)).backward()
-        tracker = AllocationTracker()
-        with tracker:
-            optimizer.step()
-        if i == 0:
-            kept = tracker.live
-        allocated, peak = tracker.total, tracker.peak
-    return {"state_bytes": state_storage_bytes(optimizer), "first_step_kept": kept, "step_allocated": allocated,
-            "step_peak": peak}
-
+# --- memory: each implementation on each task's model (the counting itself: state_bytes.py) --------
 
 def _import(path: str):
     module, _, name = path.rpartition(".")
@@ -156,8 +57,8 @@ def measure_memory(exp: Experiment) -> list[StepMemory]:
     (seed 0, the run's own batches), eager steps (no torch.compile, whose kernels the dispatch
     mode cannot see into)."""
     from bench.optimizers import build_optimizer
+    from bench.runner.build import build_task, resolve_device
     from bench.runner.checkpoint import seed_everything
-    from bench.runner.main import build_task, resolve_device
 
     m = exp.spec.memory
     present, _ = _optimizers(m.optimizers)

@@ -17,18 +17,8 @@ import pandas as pd
 from matplotlib.ticker import ScalarFormatter
 from omegaconf import OmegaConf
 
-from bench.experiments.common import (
-    Cell,
-    Experiment,
-    Finding,
-    ci,
-    family_note,
-    figure,
-    interval,
-    judged,
-    markdown_table,
-    supported,
-)
+from bench.experiments.common import Cell, Experiment, Finding, figure, markdown_table
+from bench.experiments.verdicts import ci, family_note, interval, judged, supported
 from bench.results import stats
 from bench.results.plots import colours
 
@@ -98,7 +88,7 @@ def judge(steps: dict[tuple[str, int], list[float]], pairs: list[tuple[str, str]
           batch_sizes: list[int]) -> Judgement:
     """Generic against special optimizer in steps to target (misses +inf), at every batch size:
     all cells of the table one Holm family of exact rank tests. The claim ("as few steps") is
-    supported where the generic optimizer is significantly faster; see `common.supported`."""
+    supported where the generic optimizer is significantly faster; see `verdicts.supported`."""
     losses, keys, cells = {}, [], []
     for bs in batch_sizes:
         for generic, special in pairs:

@@ -16,20 +16,8 @@ import numpy as np
 from matplotlib.ticker import NullFormatter
 from omegaconf import OmegaConf
 
-from bench.experiments.common import (
-    Cell,
-    Experiment,
-    Finding,
-    Tuned,
-    ci,
-    family_note,
-    figure,
-    interval,
-    judged,
-    markdown_table,
-    supported,
-    tune_grid,
-)
+from bench.experiments.common import Cell, Experiment, Finding, Tuned, figure, markdown_table, tune_grid
+from bench.experiments.verdicts import ci, family_note, interval, judged, supported
 from bench.results import stats
 from bench.results.plots import colours
 from bench.results.store import read_curve

@@ -34,7 +34,7 @@ CASES = {
 def require_data(names: list[str], extra: list[str]) -> None:
     """Every chosen case's data, checked before the first one runs: the logreg case alone takes
     a while, and a missing Fashion-MNIST should not be found out only after it."""
-    from bench.results.check import require_data as require
+    from bench.sweep.check_sweep import require_data as require
 
     require([[*CASES[n].overrides, *extra] for n in names if n in CASES], "bench perf loop")
 

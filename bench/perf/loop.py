@@ -32,7 +32,8 @@ from bench import BenchError
 from bench.optimizers import build_optimizer
 from bench.perf import CASES, compose_config, require_data
 from bench.runner import clock as bench_clock
-from bench.runner.main import autocast_dtype, build_task, execute, resolve_device
+from bench.runner.build import autocast_dtype, build_task, resolve_device
+from bench.runner.main import execute
 from bench.schedules import Constant
 
 

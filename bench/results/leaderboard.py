@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from bench.results import stats
+from bench.results import profiles, stats
 
 #: how an optimizer compares with another, and with the baseline (see `stats.compare_family`)
 RULE = ("A beats B when the exact two-sided Wilcoxon-Mann-Whitney permutation test over their seeds rejects "
@@ -347,8 +347,8 @@ def across_tasks(runs: pd.DataFrame, measure: str = "time", tau_max: float = 4.0
     benchmarks, optimizers, times = target_times(runs, measure)
     if not optimizers:
         return pd.DataFrame()
-    ranks = stats.mean_rank(_cells(tuned(runs), "loss"), optimizers)
-    score = stats.area_score(stats.time_ratios(times), tau_max)
+    ranks = profiles.mean_rank(_cells(tuned(runs), "loss"), optimizers)
+    score = profiles.area_score(profiles.time_ratios(times), tau_max)
     present = runs.groupby("optimizer")["benchmark"].nunique()
     rows = [{"optimizer": o, "benchmarks": int(present.get(o, 0)), "solved": int(np.isfinite(times[:, j]).sum()),
              "mean_rank": ranks[o], "n": len(benchmarks), "area_score": float(score[j])}

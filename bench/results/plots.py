@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from bench.results import leaderboard as lb
-from bench.results import stats
+from bench.results import profiles, stats
 from bench.results.store import Runs
 
 KINDS = ("curves", "lr", "profile", "budget", "resources")
@@ -138,10 +138,10 @@ def performance_profile(table: pd.DataFrame, measure: str = "time", tau_max: flo
     within tau times the fastest; the legend gives the normalised area score."""
     benchmarks, optimizers, times = lb.target_times(table, measure)
     colour = colour or colours(optimizers)
-    ratios = stats.time_ratios(times)
+    ratios = profiles.time_ratios(times)
     taus = np.linspace(1.0, tau_max, 301)
-    rho = stats.performance_profile(ratios, taus)
-    area = stats.area_score(ratios, tau_max)
+    rho = profiles.performance_profile(ratios, taus)
+    area = profiles.area_score(ratios, tau_max)
     fig, (ax,) = _figure()
     for j in np.argsort(-area, kind="stable"):  # legend in score order
         opt = optimizers[j]
@@ -167,7 +167,7 @@ def budget_curves(table: pd.DataFrame, benchmark: str, colour: dict | None = Non
     sign = -1.0 if mode == "max" else 1.0
     fig, (ax,) = _figure()
     for (_, opt), values in sorted(lb.budget_trials(table).items()):
-        mean = stats.expected_best_after_k(values)
+        mean = profiles.expected_best_after_k(values)
         ax.plot(np.arange(1, len(mean) + 1), sign * mean, "o-", color=colour[opt], markersize=3,
                 label=f"{opt} ({len(values)} trials)")
     ax.set_xlabel("tuning budget k (trials, drawn at random from those run)")

@@ -24,13 +24,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import hydra
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from bench import BenchError
-from bench.config import CONF_DIR, check_arguments, constructor_kwargs, resolve_target, run_id
+from bench.config import CONF_DIR, constructor_kwargs, resolve_target, run_id
 from bench.runner import rundir
+from bench.runner.build import Rejected, autocast_dtype, build_run, resolve_device
 from bench.runner.validate import validate
 
 # torch and everything that trains are imported where a run is built, not here: deciding that a
@@ -40,37 +39,6 @@ if TYPE_CHECKING:
     import torch
 
     from bench.runner.distributed import World
-
-
-def resolve_device(name: str) -> torch.device:
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise BenchError(f"device={name} but no CUDA device is available; use device=cpu or device=auto")
-    try:
-        return torch.device(name)
-    except RuntimeError as exc:
-        raise BenchError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from exc
-
-
-def build_task(cfg: DictConfig, device: torch.device):
-    cls = resolve_target(cfg.task, "task")
-    kwargs = constructor_kwargs(cfg.task)
-    kwargs.update(seed=cfg.seed, device=device, batch_size=cfg.batch_size)
-    check_arguments(cls, kwargs, "task", cfg.task.name)
-    return cls(**kwargs)
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    import torch
-
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.bfloat16
-    if precision in ("fp32", "auto"):
-        return None
-    raise BenchError(f"unknown precision {precision!r}; use auto, fp32 or bf16")
 
 
 def peak_memory_bytes(device: torch.device) -> int:
@@ -140,45 +108,6 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None, sweep: bool = T
         world.close()
 
 
-class Rejected(Exception):
-    """A constructor refused the configuration's settings (torch's `Invalid beta parameter`, a
-    task's impossible size): bad input the user can fix, not a crash."""
-
-    def __init__(self, group: str, name: str, exc: BaseException):
-        cause = exc.__cause__ if isinstance(exc, InstantiationException) and exc.__cause__ else exc
-        first_line = (str(cause).strip().splitlines() or [""])[0]
-        self.error = f"{type(cause).__name__}: {first_line}"
-        super().__init__(f"{group} {name} rejected its settings: {self.error} (fix the {group}.* overrides)")
-
-
-def _constructed(cfg: DictConfig, group: str, make):
-    try:
-        return make()
-    except (ValueError, TypeError, InstantiationException) as exc:
-        raise Rejected(group, str(cfg[group].get("name") or cfg[group].get("_target_")), exc) from exc
-
-
-def _build(cfg: DictConfig, device: torch.device, world: World):
-    import torch
-
-    from bench.optimizers import build_optimizer
-    from bench.runner import distributed
-
-    task = distributed.shard_task(_constructed(cfg, "task", lambda: build_task(cfg, device)), world)
-    model = _constructed(cfg, "task", task.model)
-    distributed.sync_gradients(model, world)
-    optimizer, caps = _constructed(cfg, "optimizer", lambda: build_optimizer(cfg.optimizer, model))
-    if world.size > 1 and caps.needs_hvp:
-        raise BenchError(f"optimizer {cfg.optimizer.name} needs Hessian-vector products, which distributed runs "
-                         "do not support here; run it on one device")
-    schedule = _constructed(cfg, "schedule", lambda: instantiate(cfg.schedule))
-    total = int(cfg.steps)  # read once: a config lookup (an interpolation) costs more than a logreg step
-    # LambdaLR evaluates the schedule once here: a schedule that cannot compute is rejected too
-    scheduler = _constructed(cfg, "schedule", lambda: torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: schedule(s, total)))
-    return task, model, optimizer, caps, scheduler, schedule
-
-
 def _claim(cfg: DictConfig, root: Path, rid: str) -> tuple[rundir.RunLock | None, dict[str, Any]]:
     """Pick and lock this run's directory (rank 0 only)."""
     existing = root / rid
@@ -210,7 +139,7 @@ def _execute(cfg: DictConfig, rid: str, root: Path, world: World, device: torch.
     seed_everything(cfg.seed)
     built, build_error = None, None
     try:
-        built = _build(cfg, device, world)
+        built = build_run(cfg, device, world)
     except BenchError:
         raise
     except Exception as exc:

@@ -27,9 +27,7 @@ import dataclasses
 import itertools
 import json
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
@@ -39,9 +37,8 @@ from bench import BenchError
 from bench.config import semantic_config
 from bench.results import stats
 from bench.runner import rundir
-from bench.runner.checkpoint import has_checkpoint
 from bench.runner.validate import validate
-from bench.sweep import auto_seeds, select
+from bench.sweep import auto_seeds, record, select
 from bench.sweep.launch import HydraSession, run_in_process
 from bench.sweep.plan import Budget, Cell, Point, search_cells, seed_cells, sweep_id
 from bench.sweep.space import parse_space
@@ -136,20 +133,6 @@ def plan_points(session: HydraSession, fixed: list[str], axes: list[list[str]]) 
     return points
 
 
-def _finished(summary: dict | None) -> bool:
-    """Done: a relaunch skips it (ok or diverged)."""
-    return rundir.is_finished(summary)
-
-
-def _settled(summary: dict | None) -> bool:
-    """Has a result this launch can use: finished, or failed (a miss, retried by the next launch)."""
-    return summary is not None and summary.get("status") in rundir.RESULTS
-
-
-def _failed(cells: list[Cell], results: dict) -> int:
-    return sum((results.get(c.run_id) or {}).get("status") == "failed" for c in cells)
-
-
 def _read(root: Path, cells: list[Cell], into: dict[str, dict]) -> dict[str, dict]:
     for cell in cells:
         summary = rundir.read_summary(root / cell.run_id)
@@ -211,7 +194,7 @@ def _bests(points: list[Point], search: list[Cell], results: dict) -> dict[int, 
     """Each point's best search cell, once every search cell has a result (never from a partial
     search: that would give some points less budget than others). A point whose every search run
     diverged or failed has none, and no seeds phase."""
-    if not all(_settled(results.get(c.run_id)) for c in search):
+    if not all(record.settled(results.get(c.run_id)) for c in search):
         return None
     out = {}
     for index in range(len(points)):
@@ -227,7 +210,7 @@ def _losses(cells: list[Cell], results: dict) -> list[float]:
     out = []
     for cell in cells:
         summary = results.get(cell.run_id)
-        if not _settled(summary):
+        if not record.settled(summary):
             break
         out.append(select.loss(summary))
     return out
@@ -240,7 +223,7 @@ def _seeds(points: list[Point], tasks: dict[str, list[int]], bests: dict[int, Ce
     ask for (so a relaunch continues the looks where they stopped)."""
     if not budget.seeds:
         return [], {}
-    plan = _plan(budget)
+    plan = record.schedule_of(budget)
     counts = dict.fromkeys(bests, budget.seeds)
     while True:
         cells = {i: seed_cells(i, points[i], bests[i], budget, counts[i]) for i in bests}
@@ -256,25 +239,11 @@ def _seeds(points: list[Point], tasks: dict[str, list[int]], bests: dict[int, Ce
         counts = wanted
 
 
-def _plan(budget: Budget) -> auto_seeds.Schedule:
-    """seeds=auto's schedule; a fixed seeds phase is a single look at alpha."""
-    return budget.schedule or auto_seeds.Schedule(budget.seeds, budget.seeds, 1)
-
-
-def _progress(root: Path, cells: list[Cell], results: dict, unplanned: int) -> str:
-    done = sum(_finished(results.get(c.run_id)) for c in cells)
-    resumed = sum(not _finished(results.get(c.run_id)) and has_checkpoint(root / c.run_id) for c in cells)
-    failed = _failed(cells, results)
-    retried = f" ({failed} failed before: retried)" if failed else ""
-    return (f"{len(cells) + unplanned} cells: {done} done, {resumed} resumed, "
-            f"{len(cells) + unplanned - done - resumed} to run{retried}")
-
-
 def _run_phase(session: HydraSession, cells: list[Cell], points: list[Point], fixed: list[str],
                results: dict, first_index: int, tried: set[str]) -> None:
     """Run the cells that are not done, each at most once per launch (`tried`): a failed run is
     retried by the next launch, not in a loop by this one."""
-    pending = [c for c in cells if not _finished(results.get(c.run_id)) and c.run_id not in tried]
+    pending = [c for c in cells if not record.finished(results.get(c.run_id)) and c.run_id not in tried]
     tried.update(c.run_id for c in pending)
     if not pending:
         return
@@ -285,95 +254,6 @@ def _run_phase(session: HydraSession, cells: list[Cell], points: list[Point], fi
     print(f"launching {len(pending)} runs with hydra/launcher={session.launcher_name}", flush=True)
     for error in session.launch([overrides(c) for c in pending], first_index):
         print(f"warning: a job failed: {error}", file=sys.stderr)
-
-
-def _families(outcomes: dict[str, auto_seeds.Outcome], plan: auto_seeds.Schedule) -> list[dict[str, Any]]:
-    """Each task's comparisons for the manifest, from the look that gave each its verdict (the
-    last one it was tested in), with the seeds per side it had there. p_adjusted is Holm's within
-    that look times the planned looks: comparable with alpha whatever the number of looks."""
-    out, looks = [], plan.looks
-    for label, outcome in outcomes.items():
-        comparisons = [{"a": c.a, "b": c.b, "verdict": c.verdict, "p": c.p, "p_adjusted": min(1.0, looks * c.p_adjusted),
-                        "p_beats": c.p_beats, "needs": c.needs, "look": look + 1, "seeds": plan.size(look)}
-                       for c, look in outcome.verdicts.values()]
-        out.append({"task": label, "alpha": stats.ALPHA, "looks": looks, "looks_done": outcome.looks_done,
-                    "finished": outcome.finished, "seeds": dict(outcome.sizes), "comparisons": comparisons})
-    return out
-
-
-def manifest(sid: str, command: str, budget: Budget, fixed: list[str], points: list[Point], search: list[Cell],
-             seeds: list[Cell], results: dict, outcomes: dict[str, auto_seeds.Outcome]) -> dict[str, Any]:
-    out = []
-    for index, point in enumerate(points):
-        mine = [c for c in search if c.point == index]
-        again = [c for c in seeds if c.point == index]
-        best = select.best_of(mine, results) if all(_settled(results.get(c.run_id)) for c in mine) else None
-        bests = select.study_bests(mine, results, budget.studies)
-        finished = [results[c.run_id] for c in again if _settled(results.get(c.run_id))]
-        seed_values = [select.score(s) for s in finished]  # None: a miss (diverged or failed)
-        sample = next((results[c.run_id] for c in mine if c.run_id in results), {})
-        out.append({
-            "label": point.label, "overrides": point.overrides, "task": point.cfg.task.name,
-            "optimizer": point.cfg.optimizer.name, "metric": sample.get("metric"), "mode": sample.get("mode"),
-            "search_space": {d.key: d.describe() for d in point.space},
-            "study_best": bests, "median_study_best": select.median(bests),
-            "best": {"run_id": best[0].run_id, "params": best[0].params, "value": best[1]} if best else None,
-            "seeds": {"run_ids": [c.run_id for c in again], "seeds": [c.seed for c in again],
-                      "values": seed_values, **select.spread(seed_values, sample.get("mode"))},
-            "cells": [{"run_id": c.run_id, "phase": c.phase, "study": c.study, "trial": c.trial, "seed": c.seed,
-                       "params": c.params, "status": (results.get(c.run_id) or {}).get("status"),
-                       "value": select.score(results.get(c.run_id))} for c in [*mine, *again]],
-        })
-    return {"sweep": sid, "command": command, "updated_at": time.time(), "base_overrides": fixed,
-            "failed": [c.run_id for c in [*search, *seeds] if (results.get(c.run_id) or {}).get("status") == "failed"],
-            "budget": {**budget.spec(), "runs_per_point": budget.runs_per_point}, "points": out,
-            "families": _families(outcomes, _plan(budget))}
-
-
-def _fmt(value: float | None) -> str:
-    return "miss" if value is None else f"{value:.4g}"
-
-
-def _seeds_text(s: dict[str, Any]) -> str:
-    if not s["n"]:
-        return "-"
-    misses = f", {s['misses']} missed" if s["misses"] else ""
-    if s["needs"]:
-        return f"{_fmt(s['median'])} (n={s['n']}{misses}; interval: n too small (needs ≥ {s['needs']}))"
-    return f"{_fmt(s['median'])} [{_fmt(s['lo'])}, {_fmt(s['hi'])}] (n={s['n']}{misses}, covers {stats.percent_down(s['coverage'])})"
-
-
-def _verdict_text(c: dict[str, Any]) -> str:
-    if c["verdict"] in ("better", "worse"):
-        return f"{c['a']} {c['verdict']} than {c['b']} (p_adj {c['p_adjusted']:.2g}, look {c['look']}, {c['seeds']} seeds)"
-    if c["verdict"] == "n too small":
-        return f"{c['a']} vs {c['b']}: n too small (needs ≥ {c['needs']} seeds)"
-    return f"{c['a']} vs {c['b']}: not significant (p_adj {c['p_adjusted']:.2g}, {c['seeds']} seeds)"
-
-
-def report(data: dict[str, Any]) -> str:
-    rows = [("point", "metric", "median of study bests", "best point", "re-run seeds: median [95% CI]")]
-    for p in data["points"]:
-        fmt = lambda v: "-" if v is None else f"{v:.4g}"
-        best = " ".join(f"{k}={v:.3g}" for k, v in p["best"]["params"].items()) if p["best"] else "-"
-        metric = f"{p['metric']} ({'higher' if p['mode'] == 'max' else 'lower'} is better)"
-        rows.append((p["label"], metric, f"{fmt(p['median_study_best'])} (of {len(p['study_best'])})", best,
-                     _seeds_text(p["seeds"])))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    b = data["budget"]
-    seeds = (f"{b['initial_seeds']} seeds, up to {b['max_seeds']} where undecided (seeds=auto)" if b["seeds"] == "auto"
-             else f"{b['seeds']} seeds")
-    lines = [f"{data['sweep']}: {b['trials']} trials × {b['studies']} studies + {seeds} per point"]
-    lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    for fam in data["families"]:
-        if not fam["comparisons"]:
-            continue
-        looks = f"; {fam['looks']} looks planned, each at {fam['alpha'] / fam['looks']:.3g}" if fam["looks"] > 1 else ""
-        state = "" if fam["finished"] else f" (after look {fam['looks_done']}: not finished, run again)"
-        lines.append(f"  {fam['task']}: {len(fam['comparisons'])} comparison(s), one Holm family at "
-                     f"{fam['alpha']:g}{looks}{state}")
-        lines += [f"    {_verdict_text(c)}" for c in fam["comparisons"]]
-    return "\n".join(lines)
 
 
 def tune(args: list[str]) -> int:
@@ -395,13 +275,6 @@ def _preflight_args(fixed: list[str], axes: list[list[str]]) -> list[str]:
     return [*fixed, *sweeps]
 
 
-def _budget_text(budget: Budget, given: Budget) -> str:
-    if budget.auto:
-        return (f"{budget.seeds} seeds, then +{budget.seed_step} up to {budget.max_seeds} where undecided "
-                f"(seeds=auto: {budget.schedule.looks} looks at alpha/{budget.schedule.looks})")
-    return f"{budget.seeds} seeds" + (" (default)" if given.seeds is None else "")
-
-
 def _tune(session: HydraSession, given: Budget, fixed: list[str], axes: list[list[str]], command: str) -> int:
     points = plan_points(session, fixed, axes)
     tasks = tasks_of(points)
@@ -418,9 +291,9 @@ def _tune(session: HydraSession, given: Budget, fixed: list[str], axes: list[lis
     unplanned = len(points) * budget.seeds if bests is None else 0
     where = "in this process" if session.in_process else f"with hydra/launcher={session.launcher_name}"
     print(f"{sid}: {len(points)} point(s) × ({budget.studies} studies × {budget.trials} trials + "
-          f"{_budget_text(budget, given)}), {where}; {sweep_dir / 'manifest.json'}")
-    print(_progress(root, [*search, *seeds], results, unplanned), flush=True)
-    save = lambda: rundir.write_json_atomic(sweep_dir / "manifest.json", manifest(
+          f"{record.budget_text(budget, given)}), {where}; {sweep_dir / 'manifest.json'}")
+    print(record.progress(root, [*search, *seeds], results, unplanned), flush=True)
+    save = lambda: rundir.write_json_atomic(sweep_dir / "manifest.json", record.manifest(
         sid, command, budget, fixed, points, search, seeds, results, outcomes))
     save()
     tried: set[str] = set()
@@ -429,7 +302,7 @@ def _tune(session: HydraSession, given: Budget, fixed: list[str], axes: list[lis
         _read(root, search, results)
         bests = _bests(points, search, results)
         if bests is None:
-            left = sum(not _settled(results.get(c.run_id)) for c in search)
+            left = sum(not record.settled(results.get(c.run_id)) for c in search)
             save()
             print(f"{left} search runs did not finish (running elsewhere or failed to launch); "
                   "run the same command again to finish the sweep", file=sys.stderr)
@@ -439,25 +312,25 @@ def _tune(session: HydraSession, given: Budget, fixed: list[str], axes: list[lis
                   file=sys.stderr)
         while True:  # one round per look of seeds=auto; a fixed seeds phase is a single round
             seeds, outcomes = _seeds(points, tasks, bests, budget, root, results)
-            pending = [c for c in seeds if not _finished(results.get(c.run_id)) and c.run_id not in tried]
+            pending = [c for c in seeds if not record.finished(results.get(c.run_id)) and c.run_id not in tried]
             if not pending:
                 break
             if budget.auto and any(o.looks_done for o in outcomes.values()):
-                print(_undecided_text(outcomes, len(pending)), flush=True)
+                print(record.undecided_text(outcomes, len(pending)), flush=True)
             save()
             _run_phase(session, pending, points, fixed, results, len(search) + len(seeds) - len(pending), tried)
             _read(root, pending, results)
-            if not all(_settled(results.get(c.run_id)) for c in pending):
+            if not all(record.settled(results.get(c.run_id)) for c in pending):
                 break
     except KeyboardInterrupt:
         save()
         print("\ninterrupted: run the same command again to finish (finished runs are kept, interrupted ones "
               "resume from their checkpoints)", file=sys.stderr)
         raise SystemExit(130) from None
-    data = manifest(sid, command, budget, fixed, points, search, seeds, results, outcomes)
+    data = record.manifest(sid, command, budget, fixed, points, search, seeds, results, outcomes)
     rundir.write_json_atomic(sweep_dir / "manifest.json", data)
-    print(report(data))
-    missing = sum(not _settled(results.get(c.run_id)) for c in seeds)
+    print(record.report(data))
+    missing = sum(not record.settled(results.get(c.run_id)) for c in seeds)
     if missing:
         print(f"{missing} seed runs did not finish; run the same command again to finish the sweep", file=sys.stderr)
     failed = len(data["failed"])
@@ -465,11 +338,3 @@ def _tune(session: HydraSession, given: Budget, fixed: list[str], axes: list[lis
         print(f"{failed} of {len(search) + len(seeds)} runs failed (counted as misses; each summary.json says why); "
               "run the same command again to retry them", file=sys.stderr)
     return 1 if missing or failed else 0
-
-
-def _undecided_text(outcomes: dict[str, auto_seeds.Outcome], runs: int) -> str:
-    parts = []
-    for label, o in outcomes.items():
-        undecided = sum(c.verdict in auto_seeds.UNDECIDED for c, _ in o.verdicts.values())
-        parts.append(f"{label}: {undecided} of {len(o.verdicts)} undecided after look {o.looks_done}")
-    return f"seeds=auto: {runs} more seed runs ({'; '.join(parts)})"
