@@ -17,16 +17,20 @@ CONF_DIR = Path(__file__).resolve().parent / "conf"
 GROUPS = ("task", "optimizer", "schedule", "logger")
 
 #: keys in a task/optimizer/schedule yaml that describe it rather than configure its constructor
+#: facts about an optimizer that tests, `bench perf` and plots read from its yaml: the bytes one
+#: element-wise step must move, other packages' implementations of the same algorithm (`peers`),
+#: settings for the zoo's toy problems, the state formula when not a plain int, a plot colour
+OPTIMIZER_FACTS = frozenset({"ideal_bytes", "peers", "toy", "state_formula", "color"})
 META_KEYS = frozenset(
     {"name", "budget", "target", "search", "source", "state_per_param", "paper", "capabilities",
-     "data_source", "eval_every"}
+     "data_source", "eval_every", *OPTIMIZER_FACTS}
 )
 #: keys that change where or how loudly a run is reported, not what it computes
 NON_SEMANTIC_KEYS = frozenset({"runs_root", "force", "progress", "logger", "hydra",
                                # how a run is checkpointed, spread over processes or found by a sweep
                                "checkpoint_every", "distributed", "tune"})
 #: metadata that never changes a run's result (the search space is how it was chosen, not what ran)
-NON_SEMANTIC_META = frozenset({"search", "source", "state_per_param", "paper", "data_source"})
+NON_SEMANTIC_META = frozenset({"search", "source", "state_per_param", "paper", "data_source", *OPTIMIZER_FACTS})
 
 
 def choices(group: str, dirs: tuple[Path, ...] = ()) -> list[str]:
