@@ -16,11 +16,11 @@ from bench import BenchError
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 GROUPS = ("task", "optimizer", "schedule", "logger")
 
-#: keys in a task/optimizer/schedule yaml that describe it rather than configure its constructor
 #: facts about an optimizer that tests, `bench perf` and plots read from its yaml: the bytes one
 #: element-wise step must move, other packages' implementations of the same algorithm (`peers`),
 #: settings for the zoo's toy problems, the state formula when not a plain int, a plot colour
 OPTIMIZER_FACTS = frozenset({"ideal_bytes", "peers", "toy", "state_formula", "color"})
+#: keys in a task/optimizer/schedule yaml that describe it rather than configure its constructor
 META_KEYS = frozenset(
     {"name", "budget", "target", "search", "source", "state_per_param", "paper", "capabilities",
      "data_source", "eval_every", *OPTIMIZER_FACTS}
