@@ -4,6 +4,9 @@ batches, and `bench run task=logreg` end to end."""
 import itertools
 import json
 import math
+import os
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -171,3 +174,26 @@ def test_bench_run_logreg_end_to_end(bench_cli, runs_root):
     final = summary["final"]
     assert 0 < final["train/subopt"] < lines[0]["train/subopt"]
     assert final["val/acc"] > 0.9
+
+
+@pytest.mark.parametrize("dataset", ["breast_cancer", "digits", "wine", "iris"])
+def test_bundled_reader_matches_scikit_learn(dataset):
+    import sklearn.datasets
+
+    from bench.tasks import bundled
+
+    x, y = bundled.load(dataset)
+    x_ref, y_ref = getattr(sklearn.datasets, f"load_{dataset}")(return_X_y=True)
+    assert torch.equal(x, torch.tensor(x_ref, dtype=torch.float64))
+    assert torch.equal(y, torch.tensor(y_ref, dtype=torch.int64))
+
+
+def test_a_logreg_run_does_not_import_scikit_learn(tmp_path):
+    """The bundled files are read directly: scikit-learn's import (scipy.stats, pandas) costs more
+    than a tiny run trains."""
+    code = ("import sys; from bench.tasks.logreg import LogReg; "
+            "LogReg(dataset='digits', seed=0, device='cpu'); "
+            "print(sorted(m for m in ('sklearn', 'pandas', 'scipy.stats') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "BENCH_CACHE": str(tmp_path)}, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench import BenchError
+from bench.tasks import bundled
 from bench.tasks.base import Task, epoch_batches, seeded_generator
 
 DATASETS = ("breast_cancer", "digits", "wine", "iris", "separable")
@@ -57,10 +58,7 @@ def load_data(dataset: str, split_seed: int, val_fraction: float, n: int, dim: i
     if dataset == "separable":
         x, y, _ = separable(n, dim, margin, seeded_generator(split_seed, _DATA))
     else:
-        import sklearn.datasets
-
-        x, y = getattr(sklearn.datasets, f"load_{dataset}")(return_X_y=True)
-        x, y = torch.tensor(x, dtype=torch.float64), torch.tensor(y, dtype=torch.int64)
+        x, y = bundled.load(dataset)
     perm = torch.randperm(len(y), generator=seeded_generator(split_seed, _SPLIT))
     n_val = round(len(y) * val_fraction)
     if not 0 < n_val < len(y):
@@ -229,11 +227,7 @@ class LogReg(Task):
     @classmethod
     def data_present(cls, node) -> bool:
         """The bundled data ship with scikit-learn; `separable` is generated."""
-        if node.get("dataset", "breast_cancer") == "separable":
-            return True
-        import importlib.util
-
-        return importlib.util.find_spec("sklearn") is not None
+        return node.get("dataset", "breast_cancer") == "separable" or bundled.available()
 
     def model(self) -> nn.Module:
         # Zero init: the objective is convex, so the start is a reference point, not luck.
