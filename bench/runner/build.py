@@ -79,7 +79,7 @@ def build_run(cfg: DictConfig, device: torch.device, world: World):
 
     task = distributed.shard_task(_constructed(cfg, "task", lambda: build_task(cfg, device)), world)
     model = _constructed(cfg, "task", task.model)
-    distributed.sync_gradients(model, world)
+    distributed.wrap_model(task, model, device)  # DDP when the run is spread over processes
     optimizer, caps = _constructed(cfg, "optimizer", lambda: build_optimizer(cfg.optimizer, model))
     if world.size > 1 and caps.needs_hvp:
         raise BenchError(f"optimizer {cfg.optimizer.name} needs Hessian-vector products, which distributed runs "

@@ -3,11 +3,15 @@
     torchrun --nproc_per_node=4 -m bench run task=cifar10 optimizer=lion
     bench run task=cifar10 optimizer=lion distributed.nproc=4      # starts torchrun itself
 
-Every rank builds the same task, model and optimizer from the same seed. The task's global batch
-is split across ranks (`ShardedTask`) and gradients are averaged over ranks during backward
-(`sync_gradients`), so each update equals the single-process update on the whole batch (a mean
-loss over equal shards is the mean of the shards' means). Only rank 0 writes the run directory;
-the logged loss is the mean over ranks.
+Every rank builds the same task, model and optimizer from the same seed and holds whole parameters
+(so optimizers that need whole matrices, Muon, Shampoo and SWAN, step as on one device). The
+task's global batch is split across ranks (`ShardedTask`); its loss runs through torch's
+DistributedDataParallel around `TaskLoss`, a module whose forward is the task's loss, so DDP's
+bucketed, overlapped all-reduce averages every gradient the loss produces, including those of
+parameters the loss reads directly (logreg's penalty, the synthetic functions). Each update
+equals the single-process update on the whole batch (a mean loss over equal shards is the mean of
+the shards' means). NCCL between GPUs, gloo on CPUs. Only rank 0 writes the run directory; the
+logged loss is the mean over ranks.
 Under a submitit job with several tasks per node, the rank comes from submitit's environment.
 """
 
@@ -120,27 +124,6 @@ def launch(cfg: DictConfig, overrides: list[str] | None, run_dir: Path) -> dict[
     return {**summary, "run_dir": str(run_dir)}
 
 
-def sync_gradients(model: torch.nn.Module, world: World) -> None:
-    """Start every rank from rank 0's parameters and average each gradient over the ranks as
-    soon as backward has produced it. Unlike DistributedDataParallel, which only synchronises
-    when the loss goes through `model.forward`, this also covers tasks whose loss reads the
-    parameters directly (logreg's penalty, the synthetic functions). On GPUs the all_reduce is
-    queued on NCCL's stream, so it overlaps with the rest of backward."""
-    if world.size == 1:
-        return
-    with torch.no_grad():
-        for p in model.parameters():
-            dist.broadcast(p, src=0)
-
-    def average(p: torch.Tensor) -> None:
-        dist.all_reduce(p.grad)
-        p.grad.div_(world.size)
-
-    for p in model.parameters():
-        if p.requires_grad:
-            p.register_post_accumulate_grad_hook(average)
-
-
 def _shard(batch: Any, rank: int, size: int) -> Any:
     if isinstance(batch, torch.Tensor) and batch.dim() > 0:
         if batch.shape[0] % size:
@@ -154,16 +137,50 @@ def _shard(batch: Any, rank: int, size: int) -> Any:
     return batch
 
 
+class TaskLoss(torch.nn.Module):
+    """The module DDP wraps: forward(batch) is the task's loss of the model on that batch."""
+
+    def __init__(self, task, model: torch.nn.Module):
+        super().__init__()
+        self.model, self._loss = model, task.loss
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        return self._loss(self.model, batch)
+
+
 class ShardedTask:
-    """A task whose batches are this rank's slice of the global batch; everything else is the
-    wrapped task's. Every rank evaluates rank 0's model, so all reach the same decisions
-    (diverged, target reached) at the same step."""
+    """A task whose batches are this rank's slice of the global batch and whose loss goes through
+    DDP (`wrap`, once the model exists); everything else is the wrapped task's. Every rank
+    evaluates rank 0's model, so all reach the same decisions (diverged, target reached) at the
+    same step."""
 
     def __init__(self, task, world: World):
         self._task, self._world = task, world
+        self._ddp: torch.nn.parallel.DistributedDataParallel | None = None
 
     def __getattr__(self, name: str):
         return getattr(self._task, name)
+
+    @property
+    def unwrapped(self):
+        """The task itself: what measurements of the model (probes) use, on the global batch."""
+        return self._task
+
+    def wrap(self, model: torch.nn.Module, device: torch.device) -> None:
+        """DDP around this model's loss; it starts every rank from rank 0's parameters and buffers."""
+        ids = [device.index if device.index is not None else torch.cuda.current_device()] \
+            if device.type == "cuda" else None
+        self._ddp = torch.nn.parallel.DistributedDataParallel(TaskLoss(self._task, model), device_ids=ids)
+
+    def loss(self, model: torch.nn.Module, batch: Any) -> torch.Tensor:
+        if self._ddp is None or model is not self._ddp.module.model:  # not the trained model: no sync
+            return self._task.loss(model, batch)
+        return self._ddp(batch)
+
+    def no_sync(self):
+        """Backward passes inside accumulate gradients locally (no all-reduce): the warm-up,
+        whose gradients are discarded, and gradient accumulation."""
+        return self._ddp.no_sync()
 
     def batches(self, start: int = 0) -> Iterator[Any]:
         for batch in self._task.batches(start):
@@ -181,3 +198,9 @@ class ShardedTask:
 
 def shard_task(task, world: World):
     return task if world.size == 1 else ShardedTask(task, world)
+
+
+def wrap_model(task, model: torch.nn.Module, device: torch.device) -> None:
+    """Put the trained model's loss under DDP (a sharded task only; one process needs nothing)."""
+    if isinstance(task, ShardedTask):
+        task.wrap(model, device)

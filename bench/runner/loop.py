@@ -1,4 +1,4 @@
-"""THE training loop. One function, read top to bottom.
+"""THE training loop: `train`, read top to bottom, with what happens off the clock in `_Run`.
 
 Honest measurement: warm-up happens before the clock starts; evaluation, logging and
 checkpointing happen with the clock paused; `loss.item()` (a device sync) is read only at log
@@ -95,144 +95,175 @@ def _lr_changes(scheduler, start: int, steps: int, schedule=None) -> bool:
     return any(f(s) != f(start) for f in lambdas for s in range(start, steps + 1))
 
 
+class _Run:
+    """What one run carries between steps and the things it does off the clock: evaluation,
+    logging (with the divergence and target checks), checkpoints. `train` below is the hot
+    path; everything here happens only at an event step."""
+
+    def __init__(self, task: Task, model: torch.nn.Module, optimizer: torch.optim.Optimizer, caps: Capabilities,
+                 settings: LoopSettings, sinks: list, device: torch.device, checkpoint: Checkpointer | None,
+                 probes: Sequence[Callable[[int, torch.nn.Module], dict[str, float]]]):
+        self.task, self.model, self.optimizer, self.caps = task, model, optimizer, caps
+        self.settings, self.sinks, self.checkpoint, self.probes = settings, sinks, checkpoint, probes
+        self.out = Outcome()
+        self.clock, self.eval_clock = Clock(device), Clock(device)
+        self.interval_ms: list[float] = []
+        self.last_log = (0, 0.0)
+        self.autocast = (lambda: torch.autocast(device.type, dtype=settings.autocast_dtype)) \
+            if settings.autocast_dtype else contextlib.nullcontext
+        self.params = [p for p in model.parameters() if p.requires_grad]
+
+    def loss(self, batch) -> torch.Tensor:
+        with self.autocast():
+            return self.task.loss(self.model, batch)
+
+    def closure(self, batch) -> Callable[[], torch.Tensor]:
+        """For optimizers that re-evaluate the loss (SAM). grad_clip applies here too, between
+        each backward and the optimizer's use of the gradients."""
+        def closure() -> torch.Tensor:
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.loss(batch)
+            loss.backward()
+            if self.settings.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.params, self.settings.grad_clip)
+            return loss
+        return closure
+
+    def warm_up(self, batch) -> None:
+        """One forward/backward off the clock (lazy init, kernel selection, compilation); its
+        gradients are discarded, so under DDP they need no all-reduce either."""
+        self.model.train()
+        with getattr(self.task, "no_sync", contextlib.nullcontext)():
+            self.loss(batch).backward(create_graph=self.caps.needs_hvp)
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def resume(self, resume: dict[str, Any], start: int) -> None:
+        """Restore a checkpoint (after the warm-up, so its RNG draws and buffer updates are undone)."""
+        state = self.checkpoint.restore(resume)
+        self.out = Outcome(**state["outcome"])
+        self.out.final = canonical_keys(self.out.final)  # a checkpoint may predate a metric's rename
+        self.out.resumed_from = [*self.out.resumed_from, start]
+        self.clock.elapsed, self.eval_clock.elapsed = state["train_s"], state["eval_s"]
+        self.interval_ms, self.last_log = list(state["interval_ms"]), tuple(state["last_log"])
+        if self.checkpoint.writer:  # one line, from the process that owns the run directory
+            print(f"resuming {self.checkpoint.path.parent} from step {start} (checkpoint)", flush=True)
+
+    def evaluate(self) -> dict[str, float]:
+        self.model.eval()
+        if self.caps.has_eval_mode:
+            self.optimizer.eval()
+        metrics = self.task.evaluate(self.model)
+        if self.caps.has_eval_mode:
+            self.optimizer.train()
+        self.model.train()
+        return metrics
+
+    def report(self, step: int, loss: torch.Tensor | None) -> bool:
+        """Log (and maybe evaluate) at `step`, off the clock. Returns False if the run diverged."""
+        out, s = self.out, self.settings
+        train_s = self.clock.stop()
+        if step > self.last_log[0]:
+            self.interval_ms.append(1000 * (train_s - self.last_log[1]) / (step - self.last_log[0]))
+        self.last_log = (step, train_s)
+        metrics: dict[str, Any] = {"time/train_s": train_s, "lr": self.optimizer.param_groups[0]["lr"],
+                                   "items": step * out.items_per_step}
+        if loss is not None:
+            metrics["train/loss"] = (s.mean_over_ranks(loss) if s.mean_over_ranks else loss).item()
+        finite = loss is None or math.isfinite(metrics["train/loss"])
+        if finite and (step % s.eval_every == 0 or step == s.steps):
+            self.eval_clock.start()
+            metrics.update(self.evaluate())
+            metrics["time/eval_s"] = self.eval_clock.stop()
+            value = metrics.get(self.task.metric, math.nan)
+            finite = math.isfinite(value)
+            if finite and _better(value, out.best, self.task.mode):
+                out.best = value
+            if out.steps_to_target is None and _reached(value, s.target, self.task.mode):
+                out.steps_to_target, out.time_to_target_s = step, train_s
+            out.final = {k: v for k, v in metrics.items() if not k.startswith(("time/", "lr", "items"))}
+        if finite:
+            for probe in self.probes:  # measurements of the model (probes.py), off the clock like evaluation
+                metrics.update(probe(step, self.model))
+        for sink in self.sinks:
+            sink.log(step, metrics)
+        if not finite:
+            out.status, out.diverged_at = "diverged", step
+        self.clock.start()
+        return finite
+
+    def save_checkpoint(self, step: int) -> None:
+        self.clock.stop()
+        self.checkpoint.save(step, {"outcome": asdict(self.out), "train_s": self.clock.elapsed,
+                                    "eval_s": self.eval_clock.elapsed, "interval_ms": self.interval_ms,
+                                    "last_log": list(self.last_log)})
+        self.clock.start()
+
+    def at_event(self, step: int, loss: torch.Tensor, stop: Interrupts) -> bool:
+        """Everything due at `step` besides training; False when the run ends here."""
+        s = self.settings
+        if step % s.log_every == 0 or step % s.eval_every == 0 or step == s.steps:
+            if not self.report(step, loss):
+                return False
+        if step == s.steps:
+            return False
+        interrupted = stop.requested()
+        if self.checkpoint is not None and (interrupted or (s.checkpoint_every and step % s.checkpoint_every == 0)):
+            self.save_checkpoint(step)
+        if interrupted:
+            self.out.status, self.out.interrupted_at = "interrupted", step
+            return False
+        stop.schedule(_next_event(step, s))
+        return True
+
+    def finish(self, step: int) -> Outcome:
+        self.out.train_time_s = self.clock.stop()
+        self.out.eval_time_s = self.eval_clock.elapsed
+        self.out.steps = step
+        self.out.step_time_ms = statistics.median(self.interval_ms) if self.interval_ms else None
+        return self.out
+
+
 def train(task: Task, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler, caps: Capabilities,
           settings: LoopSettings, sinks: list, device: torch.device, checkpoint: Checkpointer | None = None,
           resume: dict[str, Any] | None = None, stop: Interrupts | None = None,
           probes: Sequence[Callable[[int, torch.nn.Module], dict[str, float]]] = ()) -> Outcome:
-    out = Outcome()
+    run = _Run(task, model, optimizer, caps, settings, sinks, device, checkpoint, probes)
     stop = stop or Interrupts()  # not entered: installs no handlers, never fires
-    autocast = (lambda: torch.autocast(device.type, dtype=settings.autocast_dtype)) if settings.autocast_dtype \
-        else contextlib.nullcontext
-    params = [p for p in model.parameters() if p.requires_grad]
-
-    def compute_loss(batch) -> torch.Tensor:
-        with autocast():
-            return task.loss(model, batch)
-
-    def closure() -> torch.Tensor:  # for optimizers that re-evaluate the loss (SAM)
-        optimizer.zero_grad(set_to_none=True)
-        loss = compute_loss(batch)
-        loss.backward()
-        return loss
-
-    def evaluate() -> dict[str, float]:
-        model.eval()
-        if caps.has_eval_mode:
-            optimizer.eval()
-        metrics = task.evaluate(model)
-        if caps.has_eval_mode:
-            optimizer.train()
-        model.train()
-        return metrics
-
-    def log(step: int, metrics: dict[str, Any]) -> None:
-        for sink in sinks:
-            sink.log(step, metrics)
-
     # A resumed run restarts the data stream at its step: batches(start) yields what a fresh
     # stream yields after `start` batches.
     start = resume["step"] if resume is not None else 0
     batches = task.batches(start)
     batch = next(batches)
-    out.items_per_step = task.items_per_batch(batch)
-
-    # Warm-up, off the clock: one forward/backward triggers lazy init, kernel selection and
-    # compilation; gradients are then discarded so the first real step is untouched.
-    model.train()
-    compute_loss(batch).backward(create_graph=caps.needs_hvp)
-    optimizer.zero_grad(set_to_none=True)
-
-    clock = Clock(device)
-    eval_clock = Clock(device)
-    interval_ms: list[float] = []
-    last_log = (0, 0.0)
-    if resume is not None:  # after the warm-up, so its RNG draws and buffer updates are undone
-        state = checkpoint.restore(resume)
-        out = Outcome(**state["outcome"])
-        out.final = canonical_keys(out.final)  # a checkpoint may predate a metric's rename (names.py)
-        out.resumed_from = [*out.resumed_from, start]
-        clock.elapsed, eval_clock.elapsed = state["train_s"], state["eval_s"]
-        interval_ms, last_log = list(state["interval_ms"]), tuple(state["last_log"])
-        if checkpoint.writer:  # one line, from the process that owns the run directory
-            print(f"resuming {checkpoint.path.parent} from step {start} (checkpoint)", flush=True)
-
-    def report(step: int, loss: torch.Tensor | None) -> bool:
-        """Log (and maybe evaluate) at `step`, off the clock. Returns False if the run diverged."""
-        nonlocal last_log
-        train_s = clock.stop()
-        if step > last_log[0]:
-            interval_ms.append(1000 * (train_s - last_log[1]) / (step - last_log[0]))
-        last_log = (step, train_s)
-        metrics: dict[str, Any] = {"time/train_s": train_s, "lr": optimizer.param_groups[0]["lr"],
-                                   "items": step * out.items_per_step}
-        if loss is not None:
-            metrics["train/loss"] = (settings.mean_over_ranks(loss) if settings.mean_over_ranks else loss).item()
-        finite = loss is None or math.isfinite(metrics["train/loss"])
-        if finite and (step % settings.eval_every == 0 or step == settings.steps):
-            eval_clock.start()
-            metrics.update(evaluate())
-            metrics["time/eval_s"] = eval_clock.stop()
-            value = metrics.get(task.metric, math.nan)
-            finite = math.isfinite(value)
-            if finite and _better(value, out.best, task.mode):
-                out.best = value
-            if out.steps_to_target is None and _reached(value, settings.target, task.mode):
-                out.steps_to_target, out.time_to_target_s = step, train_s
-            out.final = {k: v for k, v in metrics.items() if not k.startswith(("time/", "lr", "items"))}
-        if finite:
-            for probe in probes:  # measurements of the model (probes.py), off the clock like evaluation
-                metrics.update(probe(step, model))
-        log(step, metrics)
-        if not finite:
-            out.status, out.diverged_at = "diverged", step
-        clock.start()
-        return finite
-
-    def save_checkpoint(step: int) -> None:
-        clock.stop()
-        checkpoint.save(step, {"outcome": asdict(out), "train_s": clock.elapsed, "eval_s": eval_clock.elapsed,
-                               "interval_ms": interval_ms, "last_log": list(last_log)})
-        clock.start()
-
+    items_per_step = task.items_per_batch(batch)
+    run.warm_up(batch)
+    if resume is not None:
+        run.resume(resume, start)
+    run.out.items_per_step = items_per_step
     step_lr = _lr_changes(scheduler, start, settings.steps, settings.schedule)  # before the clock starts
     if start == 0:
-        report(0, None)
+        run.report(0, None)  # starts the clock
     else:
-        clock.start()
+        run.clock.start()
+
+    # The hot path: the training step and one comparison; everything else waits for `stop.due`.
+    clip, params, compute_loss = settings.grad_clip, run.params, run.loss
     step = start
     stop.schedule(_next_event(step, settings))
     while step < settings.steps:
         if step > start:
             batch = next(batches)
         if caps.needs_closure:
-            loss = optimizer.step(closure)
+            loss = optimizer.step(run.closure(batch))
         else:
             optimizer.zero_grad(set_to_none=True)
             loss = compute_loss(batch)
             loss.backward(create_graph=caps.needs_hvp)
-            if settings.grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
+            if clip:
+                torch.nn.utils.clip_grad_norm_(params, clip)
             optimizer.step()
         if step_lr:
             scheduler.step()
         step += 1
-        if step >= stop.due:
-            if step % settings.log_every == 0 or step % settings.eval_every == 0 or step == settings.steps:
-                if not report(step, loss):
-                    break
-            if step == settings.steps:
-                break
-            interrupted = stop.requested()
-            if checkpoint is not None and (interrupted or (settings.checkpoint_every
-                                                           and step % settings.checkpoint_every == 0)):
-                save_checkpoint(step)
-            if interrupted:
-                out.status, out.interrupted_at = "interrupted", step
-                break
-            stop.schedule(_next_event(step, settings))
-
-    out.train_time_s = clock.stop()
-    out.eval_time_s = eval_clock.elapsed
-    out.steps = step
-    out.step_time_ms = statistics.median(interval_ms) if interval_ms else None
-    return out
+        if step >= stop.due and not run.at_event(step, loss, stop):
+            break
+    return run.finish(step)

@@ -116,6 +116,9 @@ def _devices(task: Task) -> list:
 def build_probes(cfg: DictConfig | None, task: Task, seed: int = 0) -> list[Probe]:
     """The probes switched on in the `probe:` config block (none by default: zero cost)."""
     probes: list[Probe] = []
+    # under DDP, the task itself: the probe's backward must not join DDP's all-reduce, and its
+    # batch is then the global one, the same on every rank and as in a single-process run
+    task = getattr(task, "unwrapped", task)
     sharpness = (cfg or {}).get("sharpness") or {}
     every = sharpness.get("every", 0)
     if every:
