@@ -5,7 +5,7 @@ An element-wise step must read the parameter, its gradient and k state tensors a
 parameter and the k states back: (2k + 3) * 4 bytes per fp32 parameter, once. An update that needs
 a per-tensor reduction first (LARS/LAMB norms, FAdam's RMS clipping, the cautious mask's count,
 AdamSN's subset sums) cannot start writing before a first reading pass, so its minimum adds that
-pass's reads (IDEAL_BYTES). Dividing the minimum by the step time gives the bandwidth achieved; dividing again by what a plain tensor copy reaches
+pass's reads (the yaml's `ideal_bytes`). Dividing the minimum by the step time gives the bandwidth achieved; dividing again by what a plain tensor copy reaches
 in this process (read n + write n) gives "copy fraction": 1.0 means the step moves its bytes as fast
 as memcpy. Other processes share the memory bus, so each timed step is paired with a copy timed
 right before it, and the fraction is the median over those pairs. Compilation (ours) happens at
@@ -25,39 +25,27 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bench.config import option_defaults
+from bench.config import choices, constructor_kwargs, option_defaults, resolve_target
 from bench.optimizers import build_optimizer, implementation
 
-#: element-wise optimizers -> the fewest bytes per fp32 parameter one step must move (see above)
-IDEAL_BYTES = {
-    "sgd": 12, "heavyball": 20, "nesterov": 20, "adam": 28, "adamw": 28, "adagrad": 20, "rmsprop": 20,
-    "lion": 20, "nadamw": 28, "ademamix": 36, "diffgrad": 36, "exadam": 28, "schedulefree_sgd": 20,
-    "schedulefree_adamw": 28,
-    # a reading pass first: + m, g (mask count) | + p, m, v, g (norms of p and r) | + p, g (norms)
-    "clion": 20 + 8, "cadamw": 28 + 8, "lamb": 28 + 16, "lars": 20 + 8,
-    # + p, g, F (RMS of g / F^p and of p / F^p) | + g (subset sums; v itself is ~1/k of a tensor)
-    "fadam": 28 + 12, "adamsn": 20 + 4,
-}
-ELEMENTWISE = list(IDEAL_BYTES)
+def elementwise() -> list[str]:
+    """The element-wise optimizers: those whose yaml states `ideal_bytes` (see above)."""
+    return [n for n in choices("optimizer") if option_defaults("optimizer", n).get("ideal_bytes") is not None]
 
 
-def _po(name: str, **kw):
-    def make(params):
-        import pytorch_optimizer as po
+def peer_factories(name: str) -> dict[str, object]:
+    """Package -> a function building that package's implementation of `name`'s algorithm at the
+    yaml's defaults, from the yaml's `peers:` (each a `_target_` plus constructor arguments)."""
+    peers = option_defaults("optimizer", name).get("peers") or {}
 
-        return getattr(po, name)(params, **kw)
+    def factory(node):
+        def make(params):
+            cls = resolve_target(node, "optimizer")
+            return cls(params, **constructor_kwargs(node))
 
-    return make
+        return make
 
-
-#: our name -> pytorch-optimizer's implementation of the same algorithm, at our yaml's defaults
-PYTORCH_OPTIMIZER = {
-    "lion": _po("Lion", lr=1e-4, betas=(0.9, 0.99)), "clion": _po("Lion", lr=1e-4, betas=(0.9, 0.99), cautious=True),
-    "ademamix": _po("AdEMAMix", weight_decouple=True, t_alpha_beta3=1000), "diffgrad": _po("DiffGrad"),
-    "exadam": _po("EXAdam"), "fadam": _po("FAdam"), "lamb": _po("Lamb"), "lars": _po("LARS", lr=1.0),
-    "adamsn": _po("AdamWSN"), "schedulefree_sgd": _po("ScheduleFreeSGD", lr=1.0),
-    "schedulefree_adamw": _po("ScheduleFreeAdamW", lr=2.5e-3),
-}
+    return {package: factory(node) for package, node in peers.items()}
 
 
 class Stack(nn.Module):
@@ -146,14 +134,15 @@ def measure(name: str, width: int, layers: int, device: torch.device, repeats: i
         raise ValueError(f"{name} needs a closure or Hessian-vector products; its step cannot be timed alone")
     impl, compile_s = implementation(opt), getattr(opt, "compile_time_s", 0.0)
     ms, copy_over_step = paired_ms(opt.step, copy, device, warmup=3, repeats=repeats, clock=clock)
-    ideal = IDEAL_BYTES.get(name)
+    ideal = option_defaults("optimizer", name).get("ideal_bytes")
     # (ideal bytes / step time) / (copy bytes / copy time)
     fraction = ideal * numel / copy.bytes * copy_over_step if ideal is not None else None
     del opt, model
     reference_ms = None
-    if name in PYTORCH_OPTIMIZER:
+    peers = peer_factories(name)
+    if "pytorch_optimizer" in peers:
         model = _model(width, layers, device)
-        reference = PYTORCH_OPTIMIZER[name](model.parameters())
+        reference = peers["pytorch_optimizer"](model.parameters())
         if hasattr(reference, "train"):
             reference.train()  # Schedule-Free references start in eval mode
         reference_ms = median_ms(reference.step, device, warmup=3, repeats=repeats, clock=clock)

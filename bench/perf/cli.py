@@ -78,10 +78,10 @@ def perf_optimizers(
       bench perf optimizers --clock cpu --threads 1   on a shared machine
     """
     from bench.config import choices
-    from bench.optimizers.perf import ELEMENTWISE
+    from bench.optimizers.perf import elementwise
     from bench.optimizers.perf import run as run_perf
 
-    chosen = list(names or ELEMENTWISE)
+    chosen = list(names or elementwise())
     unknown = [n for n in chosen if n not in choices("optimizer")]
     if unknown:
         fail(f"unknown optimizer {unknown[0]!r}; choose from: {', '.join(choices('optimizer'))}")
