@@ -12,12 +12,49 @@ import importlib
 import time
 from pathlib import Path
 
+from bench import BenchError
 from bench.experiments.claims import section, write_section
 from bench.experiments.common import Experiment, Finding, load_spec, names
 
 
 def default_runs_root(name: str, scale: str) -> Path:
     return Path("runs") / "experiments" / f"{name}-{scale}"
+
+
+def require_data(spec, what: str) -> None:
+    """Every task a preset names at its scale (`task=NAME` overrides, `tasks:` lists and mappings,
+    its own `task:` nodes) has its data here, checked before the first run: a GPU preset should not
+    find a missing data set an hour in."""
+    from omegaconf import OmegaConf
+
+    from bench.config import choices
+    from bench.sweep.check_sweep import DATA_FIX, missing_data
+    from bench.tasks import data_present
+
+    known, cells, nodes = set(choices("task")), [], []
+
+    def walk(value, key=None):
+        if isinstance(value, dict):
+            if key == "task" and "_target_" in value:
+                nodes.append(value)
+            for k, v in value.items():
+                if key == "tasks" and k in known:
+                    cells.append([f"task={k}"])
+                walk(v, k)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item, key)
+        elif isinstance(value, str) and (value.startswith("task=") or (key in ("tasks", "run") and value in known)):
+            cells.append([value if value.startswith("task=") else f"task={value}"])
+
+    walk(OmegaConf.to_container(spec, resolve=True))
+    missing = missing_data(cells)
+    for node in nodes:
+        if data_present(node) is False:
+            fix = DATA_FIX.get("bench.tasks.fashion.FashionMNIST") if node.get("dataset") == "fashion_mnist" else None
+            missing.append(f"{node.get('name', 'its task')} ({node.get('dataset')}" + (f"; fix: `{fix}`)" if fix else ")"))
+    if missing:
+        raise BenchError(f"{what} needs data that is not on this machine: {'; '.join(missing)}; nothing was run")
 
 
 def run_experiment(name: str, scale: str = "cpu", runs_root: Path | None = None, docs: Path | None = None,
@@ -37,6 +74,7 @@ def run_experiment(name: str, scale: str = "cpu", runs_root: Path | None = None,
         torch.set_num_threads(1)
     started = time.perf_counter()
     if not analyse_only:
+        require_data(spec, f"bench experiment {name} --scale {scale}")
         module.sweep(exp)
     exp.read_only = True  # from here on, analyses that re-plan the sweep only read its runs back
     finding = module.analyse(exp)

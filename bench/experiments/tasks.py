@@ -27,10 +27,10 @@ METRICS = {"val/acc": "max", "val/loss": "min", "train/loss": "min"}
 def load(dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(features as float rows, labels) of a whole data set."""
     if dataset == "digits":
-        import sklearn.datasets
+        from bench.tasks import bundled
 
-        x, y = sklearn.datasets.load_digits(return_X_y=True)
-        return torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.long)
+        x, y = bundled.load("digits")
+        return x.float(), y
     if dataset == "fashion_mnist":
         from bench.tasks.fashion import DEFAULT_DIR, read_fashion_mnist
 
@@ -42,6 +42,14 @@ def load(dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
 class SmallMLP(Task):
     metric = "val/acc"
     mode = "max"
+
+    @classmethod
+    def data_present(cls, node) -> bool:
+        from bench.tasks import DATA_CHECKS
+
+        dataset = node.get("dataset", "digits")
+        check = DATA_CHECKS["bench.tasks.fashion.FashionMNIST" if dataset == "fashion_mnist" else "bench.tasks.logreg.LogReg"]
+        return check({"dataset": dataset})
 
     def __init__(self, dataset: str = "digits", n_train: int = 1000, width: int = 128, depth: int = 2,
                  activation: str = "tanh", loss: str = "mse", metric: str = "val/acc", **base):

@@ -8,7 +8,6 @@ to it); a task class from anywhere else is asked itself.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any, Callable
 
@@ -42,7 +41,9 @@ def _corpus(node: Any) -> bool:
 
 def _sklearn(node: Any) -> bool:
     """The bundled data ship with scikit-learn (found, not imported); `separable` is generated."""
-    return node.get("dataset", "breast_cancer") == "separable" or importlib.util.find_spec("sklearn") is not None
+    from bench.tasks import bundled
+
+    return node.get("dataset", "breast_cancer") == "separable" or bundled.available()
 
 
 #: bench's tasks that read data files, by `_target_`; every other `bench.tasks.*` class reads none

@@ -13,10 +13,12 @@ import csv
 import gzip
 import importlib.util
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from bench import BenchError
+
+if TYPE_CHECKING:  # torch is imported by load() only: available() answers `bench list` without it
+    import torch
 
 #: dataset -> (file, whether its first line is a "n_samples,n_features,class names..." header)
 FILES = {"breast_cancer": ("breast_cancer.csv", True), "wine": ("wine_data.csv", True),
@@ -35,13 +37,15 @@ def available() -> bool:
     return folder is not None and all((folder / name).is_file() for name, _ in FILES.values())
 
 
-def load(dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
+def load(dataset: str) -> tuple["torch.Tensor", "torch.Tensor"]:
     """(x float64 (n, d), y int64 (n,)) exactly as scikit-learn's `load_<dataset>` returns them."""
     name, has_header = FILES[dataset]
     folder = data_dir()
     if folder is None or not (folder / name).is_file():
         raise BenchError(f"scikit-learn's bundled {dataset} data is missing; install it with "
                          "`pip install scikit-learn`")
+    import torch
+
     opener = gzip.open if name.endswith(".gz") else open
     with opener(folder / name, "rt", newline="") as f:
         rows = list(csv.reader(f))
