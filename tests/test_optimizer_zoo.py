@@ -24,6 +24,16 @@ def test_the_zoo_is_complete():
         assert name in ZOO
 
 
+def test_yaml_colours_are_distinct_matplotlib_colours():
+    """Plots give each optimizer its yaml `color:`; two yamls with one colour would make two lines alike."""
+    from matplotlib.colors import is_color_like
+
+    stated = {name: option_defaults("optimizer", name).get("color") for name in ZOO}
+    stated = {name: c for name, c in stated.items() if c}
+    assert all(is_color_like(c) for c in stated.values()), stated
+    assert len(set(stated.values())) == len(stated), stated
+
+
 class Point(nn.Module):
     """A 2x5 matrix and a length-5 vector: matrix optimizers (Muon, SWAN) and their AdamW part both act."""
 

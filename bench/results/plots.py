@@ -5,6 +5,7 @@ Each function returns a matplotlib Figure (no pyplot global state); `save` write
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Iterable
@@ -12,26 +13,33 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from omegaconf import OmegaConf
 
+from bench.config import option_file
 from bench.results import leaderboard as lb
 from bench.results import profiles, stats
 from bench.results.store import Runs
 
 KINDS = ("curves", "lr", "profile", "budget", "resources")
 X_AXES = {"step": "optimizer step", "time": "train time (s, eval excluded)", "items": "examples or tokens seen"}
-#: well-known optimizers keep their colour in every report; others take the unused ones in name order
-PREFERRED = {"adamw": "tab:blue", "adam": "tab:orange", "sgd": "tab:green", "lion": "tab:red", "muon": "tab:purple",
-             "schedulefree_adamw": "tab:brown", "sophia": "tab:pink", "soap": "tab:olive", "shampoo": "tab:gray",
-             "adafactor": "tab:cyan"}
 #: profiles often coincide (everyone at 0 or 1); dashes keep overlapping lines distinguishable
 DASHES = ["-", "--", "-.", ":"]
 SPARE = ["#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1",
          "#636363", "#9c9ede", "#cedb9c", "#e7ba52", "#e7969c", "#de9ed6"]
 
 
+@functools.lru_cache(maxsize=None)
+def _yaml_colour(name: str) -> str | None:
+    """The optimizer yaml's optional `color:` fact (None for names that are not bench optimizers)."""
+    path = option_file("optimizer", name)
+    return OmegaConf.load(path).get("color") if path else None
+
+
 def colours(optimizers: Iterable[str]) -> dict[str, str]:
+    """One colour per name: an optimizer's yaml `color:` where it states one, so well-known optimizers
+    look the same in every report; the others take the unused SPARE colours in name order."""
     names = sorted(set(optimizers))
-    out = {n: PREFERRED[n] for n in names if n in PREFERRED}
+    out = {n: c for n in names if (c := _yaml_colour(str(n)))}
     spare = [c for c in SPARE if c not in out.values()]
     for i, n in enumerate(n for n in names if n not in out):
         out[n] = spare[i % len(spare)]
