@@ -219,12 +219,6 @@ def figure(ncols: int = 1, width: float = 5.5, height: float = 3.8) -> tuple[Fig
     return fig, axes
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def hyperparameter(row: Any, key: str) -> Any:
     """One optimizer hyperparameter of a store row (the store keeps them as JSON text)."""
     import json

@@ -21,11 +21,11 @@ from bench.experiments.common import (
     curves_by_run,
     figure,
     hyperparameter,
-    markdown_table,
     selected,
 )
 from bench.experiments.verdicts import ci, family_note, interval, judged, seeds_hint
 from bench.results import stats
+from bench.results.markup import markdown
 
 
 def cells(exp: Experiment) -> list[Cell]:
@@ -144,7 +144,7 @@ def analyse(exp: Experiment) -> Finding:
                      ci([r.reached_at for r in reached], 3), ci([r.ratio for r in reached], 3),
                      ci([r.loss_final / r.loss_at_reach for r in reached], 3), ci([r.rises for r in reached], 2),
                      "yes" if p.hovers and p.loss_ok else "no" if p.ratio.has_interval else "n too small"])
-    body = markdown_table(
+    body = markdown(
         ["η", "2/η", "reached edge", "step reached", "sharpness ÷ (2/η) after", "loss final ÷ at edge",
          "fraction of steps loss rose", "claim holds at this η"], rows)
     n = len(exp.spec.seeds)
@@ -164,7 +164,7 @@ def analyse(exp: Experiment) -> Finding:
         late = {f"{lr:g}": [r.late for r in results if r.lr == lr] for lr in sorted({r.lr for r in results})}
         body += "\n\n**The plateau follows 2/η**: median sharpness over the second half of each run, each η against " \
                 "the next smaller one (lower at the larger η is the claim's direction).\n\n"
-        body += markdown_table(["η vs smaller η", "late sharpness", "late sharpness (smaller η)",
+        body += markdown(["η vs smaller η", "late sharpness", "late sharpness (smaller η)",
                                 "P(lower at the larger η)", "the larger η is"],
                                [[f"{c.a} vs {c.b}", ci(late[c.a], 3), ci(late[c.b], 3),
                                  interval(stats.p_beats_ci(late[c.a], late[c.b]), 2),

@@ -21,11 +21,11 @@ from bench.experiments.common import (
     curves_by_run,
     figure,
     hyperparameter,
-    markdown_table,
     selected,
 )
 from bench.experiments.verdicts import ci, family_note, interval, judged, seeds_hint
 from bench.results import stats
+from bench.results.markup import markdown
 
 START_LOSS = math.log(2)  # every run starts at w = 0, where the logistic loss is ln 2
 
@@ -126,7 +126,7 @@ def analyse(exp: Experiment) -> Finding:
                      interval(stats.p_beats_ci(m["steps"], per[small]["steps"]), 2) if c else "—",
                      judged(c, WORDS) if c else "—", ci(m["peak"], 3),
                      ci(m["rises"], 3), ci(above_small_step(curves, lr, small), 3) if lr != small else "—"])
-    body = markdown_table(["η", "separated", "steps to zero training error", f"P(sooner than η={small:g})",
+    body = markdown(["η", "separated", "steps to zero training error", f"P(sooner than η={small:g})",
                            f"vs η={small:g}", "peak loss ÷ ln 2", "steps on which the loss rose",
                            f"max loss(η) ÷ loss(η={small:g}) at the same step"], rows)
     t = exp.spec.task

@@ -27,10 +27,11 @@ from omegaconf import OmegaConf, open_dict
 
 from bench import BenchError
 from bench.config import CONF_DIR
-from bench.experiments.common import VERDICTS, Cell, Experiment, Finding, figure, markdown_table
+from bench.experiments.common import VERDICTS, Cell, Experiment, Finding, figure
 from bench.experiments.state_bytes import StepMemory, measure_steps
 from bench.experiments.verdicts import ci, family_note, interval, judged
 from bench.results import stats
+from bench.results.markup import markdown
 from bench.results.plots import colours, lr_sensitivity
 
 
@@ -209,7 +210,7 @@ def analyse(exp: Experiment) -> Finding:
             "(each storage once); *kept by step 1* = bytes the first step created and still holds (its state, by "
             "allocation tracking); *allocated per step* and *peak during a step* = what a later step creates, "
             "transient buffers included, and the most of it alive at once. All per parameter (fp32: 4 bytes).\n\n")
-    body += markdown_table(
+    body += markdown(
         ["task", "optimizer", "implementation", "parameters", "state bytes", "state / param", "kept by step 1 / param",
          "allocated per step / param", "peak during a step / param", "declared (yaml)"],
         [[r.task, r.optimizer, f"`{r.implementation}`", f"{r.n_params:,}", f"{r.state_bytes:,}",
@@ -236,7 +237,7 @@ def analyse(exp: Experiment) -> Finding:
         rows.append([o, ci(values, 3), f"{grid_best[o]:.3g}", ", ".join(f"{how.count(k)} {k}" for k in
                                                                          ("parabola", "grid", "edge", "diverged")
                                                                          if how.count(k))])
-    body += markdown_table(["optimizer", "best lr per seed (interpolated)", "grid point of the lowest median loss",
+    body += markdown(["optimizer", "best lr per seed (interpolated)", "grid point of the lowest median loss",
                             "how each seed's optimum was found"], rows)
     body += (f"\n\nAdamW ÷ Lion = ratio of the median per-seed optima, {ratio_text}: the Moses interval on log lr, "
              f"exact under a scale model, over the seeds' scatter (the interpolation's own error is not in it; "

@@ -17,9 +17,10 @@ import pandas as pd
 from matplotlib.ticker import ScalarFormatter
 from omegaconf import OmegaConf
 
-from bench.experiments.common import Cell, Experiment, Finding, figure, markdown_table
+from bench.experiments.common import Cell, Experiment, Finding, figure
 from bench.experiments.verdicts import ci, family_note, interval, judged, supported
 from bench.results import stats
+from bench.results.markup import markdown
 from bench.results.plots import colours
 
 
@@ -120,7 +121,7 @@ def analyse(exp: Experiment) -> Finding:
         rows.append([bs, f"{generic} vs {special}", _reached(g), ci(g, 3), _reached(s), ci(s, 3),
                      interval(stats.ratio_ci(g, s)) if g and s else "–",
                      interval(stats.p_beats_ci(g, s), 2) if g and s else "–", verdict])
-    body = markdown_table(["batch size", "pair", "generic reached", "generic steps to target", "special reached",
+    body = markdown(["batch size", "pair", "generic reached", "generic steps to target", "special reached",
                            "special steps to target", "steps ratio generic ÷ special", "P(generic faster)",
                            "generic is"], rows)
     comparisons = [c for *_, c in judgement.cells if c is not None]

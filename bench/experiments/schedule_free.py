@@ -16,9 +16,10 @@ import numpy as np
 from matplotlib.ticker import NullFormatter
 from omegaconf import OmegaConf
 
-from bench.experiments.common import Cell, Experiment, Finding, Tuned, figure, markdown_table, tune_grid
+from bench.experiments.common import Cell, Experiment, Finding, Tuned, figure, tune_grid
 from bench.experiments.verdicts import ci, family_note, interval, judged, supported
 from bench.results import stats
+from bench.results.markup import markdown
 from bench.results.plots import colours
 from bench.results.store import read_curve
 
@@ -113,7 +114,7 @@ def analyse(exp: Experiment) -> Finding:
     for row, (_, _, sf, base), c in zip(rows, cells, comparisons, strict=True):
         row += [interval(stats.p_beats_ci(sf, base), 2) if sf and base else "–",
                 judged(c) if base else "no tuned schedule"]
-    body = markdown_table(["task", "T", "tuned schedule (by search)", "its lr", "its metric at T",
+    body = markdown(["task", "T", "tuned schedule (by search)", "its lr", "its metric at T",
                            "Schedule-Free lr (tuned once)", "Schedule-Free at T", "P(Schedule-Free better)",
                            "Schedule-Free is"], rows)
     seeds = len(spec.seeds)

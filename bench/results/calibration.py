@@ -29,6 +29,7 @@ from scipy import stats as sps
 
 from bench.results import stats
 from bench.results.leaderboard import judge
+from bench.results.markup import markdown
 
 KINDS = ("normal", "lognormal", "t3")
 CENTRE, SPREAD, MISS = 1.0, 0.2, 0.1
@@ -144,16 +145,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     print(f"{args.trials} trials per cell; Monte-Carlo standard error of a 5% rate "
           f"{monte_carlo_error(0.05, args.trials):.4f}, of a 95% coverage the same")
-    print("\n| data | misses | n | FWER of a 7-optimizer table | power (20% shift) | median | shift | ratio | P(beats) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    rows = []
     for kind in KINDS:
         for misses in (False, True):
             for n in args.seeds:
                 fpr, found = false_positive_rate(kind, misses, n, args.trials), power(kind, misses, n, args.trials)
                 cov = {c.interval: c for c in coverage(kind, misses, n, args.trials)}
                 cells = [_cov(cov.get(k)) for k in ("median", "shift", "ratio", "p_beats")]
-                print(f"| {kind} | {'10%' if misses else 'no'} | {n} | {fpr:.3f} | {found:.3f} | "
-                      + " | ".join(cells) + " |")
+                rows.append([kind, "10%" if misses else "no", n, f"{fpr:.3f}", f"{found:.3f}", *cells])
+    print("\n" + markdown(["data", "misses", "n", "FWER of a 7-optimizer table", "power (20% shift)", "median", "shift",
+                           "ratio", "P(beats)"], rows))
 
 
 def _cov(c: Coverage | None) -> str:

@@ -30,6 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from bench.results import stats
+from bench.results.stats import median
 
 FAILING = ("regressed", "missing", "changed")
 #: steps-to-target never counts a change smaller than one step
@@ -41,16 +42,6 @@ POWER = 0.8
 def _losses(xs: Sequence[float]) -> np.ndarray:
     x = np.asarray(xs, dtype=float)
     return np.where(np.isnan(x), np.inf, x)  # as stats does: a nan is a run without a number, a miss
-
-
-def median(xs: Sequence[float]) -> float:
-    """np.median of a handful of seeds, without its overhead (the calibration test calls it ~10⁵
-    times): the middle value, or the mean of the two middle ones ((x + inf)/2 = inf: a miss)."""
-    x = sorted(math.inf if math.isnan(v) else float(v) for v in xs)
-    if not x:
-        return math.nan
-    mid = len(x) // 2
-    return x[mid] if len(x) % 2 else (x[mid - 1] + x[mid]) / 2
 
 
 def floor_of(baseline: Sequence[float], rel: float, abs_floor: float) -> float:

@@ -69,7 +69,7 @@ def caveats(board: pd.DataFrame) -> str:
 def trials(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (benchmark, optimizer, setting): seeds, median loss (lower is better)."""
     grouped = runs.groupby(["benchmark", "optimizer", "setting"], sort=True)
-    out = grouped.agg(seeds=("loss", "size"), median_loss=("loss", lambda x: stats.median(x.to_numpy(), 0)))
+    out = grouped.agg(seeds=("loss", "size"), median_loss=("loss", lambda x: stats.median(x.to_numpy())))
     return out.reset_index()
 
 
@@ -316,8 +316,7 @@ def _finite(frame: pd.DataFrame, col: str) -> np.ndarray:
 
 
 def _median_of(frame: pd.DataFrame, col: str) -> float:
-    x = _finite(frame, col)
-    return float(np.median(x)) if len(x) else math.nan
+    return stats.median(_finite(frame, col))
 
 
 def _cells(best: pd.DataFrame, col: str) -> dict[str, dict[str, np.ndarray]]:
@@ -336,7 +335,7 @@ def target_times(runs: pd.DataFrame, measure: str = "time") -> tuple[list[str], 
     for i, b in enumerate(benchmarks):
         for j, o in enumerate(optimizers):
             if o in cells[b]:
-                times[i, j] = stats.median(cells[b][o], 0)
+                times[i, j] = stats.median(cells[b][o])
     return benchmarks, optimizers, times
 
 

@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from bench.results import leaderboard as lb
-from bench.results import plots, tables
+from bench.results import markup, plots, tables
 from bench.results.store import Runs, load
 
 MAX_COMMANDS = 300  # beyond this the list stops being readable; the count is still shown
@@ -51,20 +51,14 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
+def _verdict_class(col: str, value) -> str:
+    return "better" if str(value).startswith("better") else "worse" if str(value).startswith("worse") else ""
+
+
 def _table(frame: pd.DataFrame, verdict_col: str | None = None) -> str:
     """A plain HTML table; the verdict column is coloured so wins and losses stand out."""
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = []
-    for row in frame.itertuples(index=False):
-        cells = []
-        for col, value in zip(frame.columns, row, strict=True):
-            cls = ""
-            if col == verdict_col:
-                cls = " class='better'" if str(value).startswith("better") else \
-                    " class='worse'" if str(value).startswith("worse") else ""
-            cells.append(f"<td{cls}>{html.escape(str(value))}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return markup.html_table(frame, (lambda col, value: _verdict_class(col, value) if col == verdict_col else "")
+                             if verdict_col else None)
 
 
 def _override(value) -> str:

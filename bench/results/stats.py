@@ -31,6 +31,8 @@ import numpy as np
 from scipy.special import comb
 from scipy.stats import binom, norm
 
+from bench.results.order import median  # noqa: F401  (stats.median: the one median)
+
 LEVEL = 0.95
 ALPHA = 1 - LEVEL
 #: seeds per side from which Newcombe's interval for P(A beats B) covers (tests/test_calibration.py)
@@ -58,13 +60,6 @@ class Estimate:
 def percent_down(p: float) -> str:
     """A coverage as a percentage rounded down: 62/64 prints as 96.8%, never as more than it is."""
     return f"{math.floor(p * 1000 + 1e-9) / 10:.1f}%"
-
-
-def median(x: np.ndarray, axis: int = 0) -> np.ndarray:
-    # np.median averages the two middle values; (x + inf) / 2 = inf is the honest answer when
-    # half the runs missed.
-    with np.errstate(invalid="ignore"):
-        return np.median(x, axis=axis)
 
 
 def _clean(values: Sequence[float]) -> np.ndarray:

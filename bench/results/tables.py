@@ -9,7 +9,7 @@ import math
 
 import pandas as pd
 
-from bench.results import stats
+from bench.results import markup, stats
 from bench.results.leaderboard import caveats, rule
 
 FORMATS = ("table", "md", "csv", "json")
@@ -202,17 +202,11 @@ def render(board: pd.DataFrame, fmt: str, across: pd.DataFrame | None = None, ba
     if fmt == "md":
         parts = []
         for heading, cells, lines in sections(board, baseline):
-            parts.append(f"### {heading}\n\n{_markdown(cells)}\n\n" + "\n\n".join(lines))
+            parts.append(f"### {heading}\n\n{markup.markdown_frame(cells)}\n\n" + "\n\n".join(lines))
         if across is not None and not across.empty:
-            parts.append(f"### Across benchmarks\n\n{_markdown(display_across(across))}")
+            parts.append(f"### Across benchmarks\n\n{markup.markdown_frame(display_across(across))}")
         return "\n\n".join(parts) + "\n"
     raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-
-
-def _markdown(frame: pd.DataFrame) -> str:
-    cells = [[str(c).replace("|", "\\|") for c in row] for row in frame.itertuples(index=False)]
-    head = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
-    return head + "\n".join("| " + " | ".join(row) + " |" for row in cells)
 
 
 #: columns the terminal table leaves out first when it is too narrow (a name starts with one of

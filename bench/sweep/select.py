@@ -11,6 +11,8 @@ import math
 import statistics
 from typing import Any
 
+from bench.results import order
+from bench.results.order import better
 from bench.sweep.plan import Cell
 
 
@@ -21,16 +23,12 @@ def score(summary: dict[str, Any] | None) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def _better(a: float, b: float | None, mode: str) -> bool:
-    return b is None or (a > b if mode == "max" else a < b)
-
-
 def best_of(cells: list[Cell], results: dict[str, dict]) -> tuple[Cell, float] | None:
     best: tuple[Cell, float] | None = None
     for cell in cells:
         summary = results.get(cell.run_id)
         value = score(summary)
-        if value is not None and _better(value, best[1] if best else None, summary.get("mode", "min")):
+        if value is not None and better(value, best[1] if best else None, summary.get("mode", "min")):
             best = (cell, value)
     return best
 
@@ -46,7 +44,7 @@ def study_bests(cells: list[Cell], results: dict[str, dict], studies: int) -> li
 
 def median(values: list[float | None]) -> float | None:
     finite = [v for v in values if v is not None]
-    return statistics.median(finite) if finite else None
+    return order.median(finite) if finite else None
 
 
 def loss(summary: dict[str, Any] | None) -> float:
