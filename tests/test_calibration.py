@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from bench.results import calibration as cal
-from bench.results import stats
+from bench.results import power, stats
 
 NS = (3, 5, 10, 20)
 CASES = [(kind, misses) for kind in cal.KINDS for misses in (False, True)]
@@ -64,12 +64,12 @@ def test_power_to_detect_a_20_percent_shift_rises_with_seeds(capsys):
 
 
 def test_detectable_difference_matches_the_simulated_power():
-    """`stats.detectable_shift` (the leaderboard's "detectable Δ") is the shift found with 80%
+    """`power.detectable_shift` (the leaderboard's "detectable Δ") is the shift found with 80%
     power by one rank test at its level; check it by an independent simulation."""
     n, alpha = 10, 0.05
-    d = stats.detectable_shift(n, n, alpha)
+    d = power.detectable_shift(n, n, alpha)
     rng = np.random.default_rng(5)
     hits = [stats.rank_test(rng.standard_normal(n) - d, rng.standard_normal(n)) <= alpha for _ in range(600)]
     assert abs(np.mean(hits) - 0.8) <= bound(0.8, 600)
-    assert stats.detectable_shift(3, 3, alpha) == np.inf  # 3 vs 3 can never reach 5%
-    assert stats.detectable_shift(20, 20, alpha) < stats.detectable_shift(10, 10, alpha)
+    assert power.detectable_shift(3, 3, alpha) == np.inf  # 3 vs 3 can never reach 5%
+    assert power.detectable_shift(20, 20, alpha) < power.detectable_shift(10, 10, alpha)

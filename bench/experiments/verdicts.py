@@ -83,7 +83,7 @@ def family_note(exp: Experiment, comparisons: Sequence[stats.Comparison], what: 
                 key: str = "seeds") -> str:
     """The sentence under a table of comparisons (`n` seeds per side): one Holm family, what n can
     and cannot decide, and the command that adds seeds where it cannot."""
-    from bench.results import stats
+    from bench.results import power, stats
 
     m = len(comparisons)
     if not m:
@@ -94,7 +94,7 @@ def family_note(exp: Experiment, comparisons: Sequence[stats.Comparison], what: 
             f"misses), its p adjusted by Holm's method, and a verdict is better/worse only where the adjusted p "
             f"≤ {stats.ALPHA:.2g}; \"not significant\" is no evidence either way. A family of {m} can decide "
             f"from {stats.min_seeds(m)} seeds per side")
-    shift = stats.detectable_shift(n, n) if n else math.inf
+    shift = power.detectable_shift(n, n) if n else math.inf
     if math.isfinite(shift):
         text += f"; at n={n} the single test detects a shift of {shift:.2g} standard deviations with 80% power"
     text += "."

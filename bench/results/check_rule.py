@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bench.results import stats
+from bench.results import power, stats
 from bench.results.stats import median
 
 FAILING = ("regressed", "missing", "changed")
@@ -211,8 +211,8 @@ def _cell_row(base: Cell, now: Cell, final: Judgement, steps: Judgement, gate: "
         verdict = f"n too small (needs ≥ {gate.needs} seeds)"
     else:
         verdict = "holds"
-    spread = stats.spread(base.losses)
-    shift = stats.detectable_shift(len(base.losses), len(now.losses), gate.test_level, POWER)
+    spread = power.spread(base.losses)
+    shift = power.detectable_shift(len(base.losses), len(now.losses), gate.test_level, POWER)
     detectable = shift if math.isinf(shift) else shift * spread  # inf: no regression is ever found
     return Row(now.label, now.metric, now.mode, verdict, final, steps, (f"{bb}/{bn}", f"{nb}/{nn}"), notes,
                (len(base.losses), len(now.losses)), spread, detectable, can_reject, same)
@@ -257,7 +257,7 @@ class Gate:
         if not judged:
             return None
         nb, nn = Counter(r.seeds for r in judged).most_common(1)[0][0]
-        shift = stats.detectable_shift(nb, nn, self.test_level, POWER)
+        shift = power.detectable_shift(nb, nn, self.test_level, POWER)
         level = (f"power: at {nb} baseline / {nn} new seeds a cell's test runs at alpha/{self.family} "
                  f"= {self.alpha / self.family:.2g} one-sided")
         if math.isinf(shift):

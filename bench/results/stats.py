@@ -280,16 +280,26 @@ def _differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=1024)
-def _moses_order(na: int, nb: int, level: float) -> tuple[int, float]:
-    """(k, coverage): [D_(k), D_(na·nb+1−k)] of the sorted pairwise differences is the Moses
-    interval, coverage 1 − 2·P(U ≤ k−1) from the exact null distribution of U; k = 0 when even
-    [min, max] falls short of the level."""
+def _u_cdf(na: int, nb: int) -> np.ndarray:
+    """P(U ≤ u) for u = 0..na·nb: the exact null distribution of the Mann–Whitney U without ties,
+    counted from the rank-sum distribution of 1..na+nb (U = rank sum − na(na+1)/2). The Moses
+    interval and the power calculation both read it."""
     counts = _rank_sum_distribution(tuple(range(2, 2 * (na + nb) + 1, 2)), na)
     offset = na * (na + 1)  # doubled rank sum of the smallest possible sample
     u = np.zeros(na * nb + 1)
     for s in np.flatnonzero(counts):
         u[(s - offset) // 2] += counts[s]
     cdf = np.cumsum(u / u.sum())
+    cdf.flags.writeable = False  # cached and shared: nobody may change it
+    return cdf
+
+
+@lru_cache(maxsize=1024)
+def _moses_order(na: int, nb: int, level: float) -> tuple[int, float]:
+    """(k, coverage): [D_(k), D_(na·nb+1−k)] of the sorted pairwise differences is the Moses
+    interval, coverage 1 − 2·P(U ≤ k−1) from the exact null distribution of U; k = 0 when even
+    [min, max] falls short of the level."""
+    cdf = _u_cdf(na, nb)
     best = (0, math.nan)
     for k in range(1, na * nb // 2 + 1):
         coverage = 1 - 2 * cdf[k - 1]
@@ -332,49 +342,3 @@ def ratio_ci(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> Es
     if not logs.has_interval:
         return Estimate(point, math.nan, math.nan, logs.n, needs=logs.needs)
     return Estimate(point, math.exp(logs.lo), math.exp(logs.hi), logs.n, logs.coverage)
-
-
-# --- power: the difference n can detect ----------------------------------------------------------
-
-@lru_cache(maxsize=256)
-def detectable_shift(na: int, nb: int, alpha: float = ALPHA, power: float = 0.8, draws: int = 4000) -> float:
-    """The normal location shift, in standard deviations, that the exact two-sided rank test at
-    level `alpha` detects with probability `power` at these sample sizes (seeded simulation,
-    bisection); inf where the test can never reject."""
-    counts = _rank_sum_distribution(tuple(range(2, 2 * (na + nb) + 1, 2)), na)
-    offset = na * (na + 1)
-    u = np.zeros(na * nb + 1)
-    for s in np.flatnonzero(counts):
-        u[(s - offset) // 2] += counts[s]
-    cdf = np.cumsum(u / u.sum())
-    # two-sided rejection when U ≤ c or U ≥ na·nb − c; the null of U is symmetric
-    c = int(np.searchsorted(cdf, alpha / 2, side="right")) - 1
-    if c < 0:
-        return math.inf
-    rng = np.random.default_rng(12345)
-    za, zb = rng.standard_normal((draws, na)), rng.standard_normal((draws, nb))
-
-    def detected(delta: float) -> float:
-        wins = ((za + delta)[:, :, None] < zb[:, None, :]).sum(axis=(1, 2))  # U of the shifted sample
-        return float(((wins <= c) | (wins >= na * nb - c)).mean())
-
-    lo, hi = 0.0, 1.0
-    while detected(hi) < power:
-        hi *= 2
-        if hi > 1e3:
-            return math.inf
-    for _ in range(30):
-        mid = (lo + hi) / 2
-        lo, hi = (lo, mid) if detected(mid) >= power else (mid, hi)
-    return hi
-
-
-def spread(values: Sequence[float]) -> float:
-    """A robust standard deviation of the finite values: 1.4826 · MAD, or the sample SD where
-    more than half the values agree exactly (MAD 0); nan with fewer than two finite values."""
-    x = _clean(values)
-    x = x[np.isfinite(x)]
-    if len(x) < 2:
-        return math.nan
-    mad = 1.4826 * float(np.median(np.abs(x - np.median(x))))
-    return mad if mad > 0 else float(np.std(x, ddof=1))
