@@ -202,3 +202,14 @@ def test_tune_counts_failed_trials_and_a_relaunch_retries_only_them(bench_cli, r
     for name, s in runs.items():
         assert (after[name]["started_at"] != s["started_at"]) == (name in failed)  # only the failed ran again
     assert all(s["status"] == "ok" for s in after.values() if s["phase"] == "search")
+
+
+def test_a_multirun_under_joblib_exits_1_when_a_job_failed(bench_cli, runs_root):
+    # the jobs run in worker processes: their statuses still reach the command's exit code
+    args = ("run", "-m", "task=rosenbrock", "optimizer=sgd", "steps=5", "progress=off", "launcher=parallel",
+            "hydra.launcher.n_jobs=2", "optimizer.lr=1e-4", "optimizer.weight_decay=0.01,-1", f"runs_root={runs_root}")
+    first = bench_cli(*args)
+    assert first.code == 1, first.output
+    assert "error: 1 of 2 runs failed" in first.output
+    assert sorted(statuses(runs_root)) == ["failed", "ok"]
+    assert not list(runs_root.glob(".sweeps/*/.job-status"))  # the markers are gone once counted

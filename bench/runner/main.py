@@ -177,7 +177,7 @@ def _header(cfg: DictConfig, rid: str, metric: str, mode: str, optimum) -> dict[
         # `bench tune` provenance: which sweep, phase (search | seeds), study and trial ran this;
         # looks: how many looks a seeds=auto sweep planned, so the leaderboard tests at alpha/looks
         "sweep": tune.get("sweep"), "phase": tune.get("phase"), "study": tune.get("study"),
-        "trial": tune.get("trial"), "looks": tune.get("looks"),
+        "trial": tune.get("trial"), "looks": tune.get("looks"), "search": tune.get("search"),
     }
 
 
@@ -298,28 +298,75 @@ def _multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-#: statuses of the runs this process ran for `bench run` (a multirun's jobs, with the basic launcher)
+#: statuses of the runs this process ran for `bench run`: a single run's, or a multirun's as
+#: collected from its jobs' markers once the multirun ends (`collect_job_statuses`)
 _statuses: list[str] = []
+#: a multirun's jobs may run in other processes (joblib, submitit): each leaves its status here,
+#: under the sweep's folder, for the process that launched them to count
+JOB_STATUS_DIR = ".job-status"
+
+
+def objective(summary: dict[str, Any], direction: str = "minimize") -> float:
+    """What a Hydra sweeper optimizes: the run's final value of its task's metric (as `bench tune`
+    scores a trial). A run with no finite final value (diverged, failed, skipped while running
+    elsewhere) returns the worst value for `direction`: +inf when minimizing, -inf when maximizing."""
+    value = (summary.get("final") or {}).get(summary.get("metric"))
+    if summary.get("status") in ("ok", "skipped") and isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return -math.inf if direction == "maximize" else math.inf
+
+
+def _sweeper_direction() -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    direction = HydraConfig.get().sweeper.get("direction", "minimize") if HydraConfig.initialized() else "minimize"
+    return str(getattr(direction, "name", direction)).lower()
+
+
+def _leave_job_status(status: str) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    hc = HydraConfig.get()
+    folder = Path(str(hc.sweep.dir)) / JOB_STATUS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{hc.job.num}").write_text(status)
+
+
+def collect_job_statuses(sweep_dir: Path) -> None:
+    """Called where the multirun was launched, once it ends: count its jobs' statuses."""
+    folder = sweep_dir / JOB_STATUS_DIR
+    if not folder.is_dir():
+        return
+    for marker in sorted(folder.iterdir()):
+        _statuses.append(marker.read_text().strip() or "?")
+        marker.unlink(missing_ok=True)
+    folder.rmdir()
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def hydra_entry(cfg: DictConfig) -> dict[str, Any]:
+def hydra_entry(cfg: DictConfig) -> float:
+    """The task function: runs the config and returns its objective (for Hydra's sweepers)."""
+    multirun = _multirun()
     try:
-        summary = execute(cfg, sweep=_multirun())
+        summary = execute(cfg, sweep=multirun)
     except BenchError as exc:
         # SystemExit passes through Hydra's error reporting untouched: one line, exit code 2.
         print(f"error: {exc}", file=sys.stderr)
         if os.environ.get("BENCH_DEBUG"):
             raise
         sys.exit(2)
-    _statuses.append(summary.get("status", "?"))
-    return summary
+    status = summary.get("status", "?")
+    if multirun:
+        _leave_job_status(status)
+    else:
+        _statuses.append(status)
+    return objective(summary, _sweeper_direction())
 
 
 def run_command() -> int:
     """`bench run` (sys.argv holds its arguments): 0 when every run finished or was done already
-    (a diverged run is a result), 1 when one failed. A failed run is recorded, not done: the same
-    command retries it."""
+    (a diverged run is a result), 1 when one failed, whichever launcher ran a multirun's jobs. A
+    failed run is recorded, not done: the same command retries it."""
     global _checked
     _statuses.clear()
     checked, _checked = _checked, None

@@ -165,7 +165,8 @@ def _remove_if_empty(path: Path) -> None:
 
 
 class SweepHygiene(Callback):
-    """Registered in config.yaml (`hydra.callbacks`) for `bench run -m`. Hydra makes an output
+    """Registered in config.yaml (`hydra.callbacks`) for `bench run -m`. It counts the jobs'
+    statuses where the multirun was launched (jobs may run in workers). Hydra makes an output
     folder for every job (`.sweeps/<time>/<job>`) although bench writes nothing there (run
     directories hold everything): remove those that stay empty. Submitit jobs' output is printed
     here once they are done (`replay_job_logs`)."""
@@ -178,8 +179,11 @@ class SweepHygiene(Callback):
         _remove_if_empty(Path(str(config.hydra.runtime.output_dir)))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from bench.runner.main import collect_job_statuses
+
         replay_job_logs(config, since=getattr(self, "_started", 0.0))
         sweep_dir = Path(str(config.hydra.sweep.dir))
+        collect_job_statuses(sweep_dir)  # `bench run -m` exits 1 if any job failed, wherever it ran
         if sweep_dir.is_dir():  # a job that stopped on a signal never reached on_job_end
             for root, _, _ in sorted(os.walk(sweep_dir), key=lambda w: len(w[0]), reverse=True):
                 _remove_if_empty(Path(root))
