@@ -4,7 +4,9 @@ The command's sweep overrides (`optimizer=adamw,lion`, `task=a,b`) span the comp
 grid point is tuned on its own with the same budget:
 
     search  studies × trials runs: study s draws `trials` scrambled Sobol points (scramble seed
-            from `search_seed` and s) and trains them with seed `seed + s`
+            from `search_seed` and s; `search=random`: uniform points from that seed) and trains
+            them with seed `seed + s`; `search=tpe` proposes each study's next point from its
+            finished ones, in rounds (bench/sweep/search.py)
     seeds   the best search point re-run with `seeds` fresh seeds (`seed + studies + i`), never
             used in the search, so that the winner's luck is not counted twice; with `seeds=auto`
             more of them (i = seeds, seeds + 1, ...) where a comparison is undecided
@@ -27,7 +29,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from bench.config import run_id, semantic_config
 from bench.sweep.auto_seeds import Schedule
-from bench.sweep.space import Dimension, sobol_points
+from bench.sweep.space import Dimension, random_points, sobol_points
+
+#: how the search phase picks its points; sobol is the default and leaves sweep ids as they were
+SEARCH_METHODS = ("sobol", "random", "tpe")
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class Budget:
     auto: bool = False  # seeds=auto: add seeds where a comparison is undecided, up to max_seeds
     max_seeds: int = 20
     seed_step: int = 4
+    search: str = "sobol"  # one of SEARCH_METHODS
 
     @property
     def schedule(self) -> Schedule | None:
@@ -55,6 +61,8 @@ class Budget:
         """What identifies the sweep. A fixed `seeds` gives exactly the keys sweeps had before
         seeds=auto existed, so their ids (and their manifests) do not move."""
         fixed = {"trials": self.trials, "studies": self.studies, "seeds": self.seeds, "search_seed": self.search_seed}
+        if self.search != "sobol":  # a sobol sweep keeps the id it had before there was a choice
+            fixed["search"] = self.search
         if not self.auto:
             return fixed
         return {**fixed, "seeds": "auto", "initial_seeds": self.seeds, "max_seeds": self.max_seeds,
@@ -84,6 +92,7 @@ class Cell:
     params: dict[str, float]
     sweep: str
     looks: int | None = None  # seeds=auto: the planned looks L, recorded for whoever re-judges the seeds
+    search: str = "sobol"  # how the search phase chose the point (recorded; never part of the run id)
     run_id: str = ""
     cfg: DictConfig | None = field(default=None, repr=False)
 
@@ -92,7 +101,7 @@ class Cell:
         looks = {} if self.looks is None else {"tune.looks": self.looks}  # other sweeps' overrides stay as they were
         return {**{f"optimizer.{k}": v for k, v in self.params.items()}, "seed": self.seed,
                 "tune.sweep": self.sweep, "tune.phase": self.phase, "tune.study": self.study, "tune.trial": self.trial,
-                **looks}
+                "tune.search": self.search, **looks}
 
     def overrides(self, base: list[str], point: Point) -> list[str]:
         """The same cell as Hydra overrides, for launchers that compose each job themselves."""
@@ -133,12 +142,16 @@ def materialize(cell: Cell, point: Point) -> Cell:
 
 
 def search_cells(points: list[Point], budget: Budget, sweep: str) -> list[Cell]:
+    """Every search cell of a sobol or random sweep, known before any has run (TPE's are not:
+    bench/sweep/search.py)."""
+    draw = {"sobol": sobol_points, "random": random_points}[budget.search]
     cells = []
     for index, point in enumerate(points):
         for study in range(budget.studies):
-            draws = sobol_points(point.space, budget.trials, study_seed(budget.search_seed, study))
+            draws = draw(point.space, budget.trials, study_seed(budget.search_seed, study))
             for trial, params in enumerate(draws):
-                cell = Cell(index, "search", study, trial, int(point.cfg.seed) + study, params, sweep)
+                cell = Cell(index, "search", study, trial, int(point.cfg.seed) + study, params, sweep,
+                            search=budget.search)
                 cells.append(materialize(cell, point))
     return cells
 
@@ -148,5 +161,5 @@ def seed_cells(index: int, point: Point, best: Cell, budget: Budget, count: int)
     seeds=auto extends the list, never reshuffles it)."""
     first = int(point.cfg.seed) + budget.studies
     looks = budget.schedule.looks if budget.auto else None
-    return [materialize(Cell(index, "seeds", None, i, first + i, dict(best.params), best.sweep, looks), point)
-            for i in range(count)]
+    return [materialize(Cell(index, "seeds", None, i, first + i, dict(best.params), best.sweep, looks, search=best.search),
+                        point) for i in range(count)]

@@ -8,7 +8,9 @@ An optimizer's yaml declares its space next to its defaults:
 
 Points come from torch's scrambled Sobol sequence with a fixed seed: the same seed gives the same
 points, and optimizers whose spaces have the same dimension get the same unit-cube points (common
-random numbers, so that differences between optimizers are not differences in luck).
+random numbers, so that differences between optimizers are not differences in luck). `search=random`
+draws independent uniform points from the same seed instead (the same sharing holds); TPE's points
+depend on the results so far and come from bench/sweep/search.py.
 """
 
 from __future__ import annotations
@@ -66,3 +68,17 @@ def sobol_points(space: list[Dimension], n: int, seed: int) -> list[dict[str, fl
     engine = torch.quasirandom.SobolEngine(dimension=len(space), scramble=True, seed=seed)
     unit = engine.draw(n, dtype=torch.float64).tolist()
     return [{d.key: d.value(u) for d, u in zip(space, row, strict=True)} for row in unit]
+
+
+def random_points(space: list[Dimension], n: int, seed: int) -> list[dict[str, float]]:
+    """`n` independent uniform points of the space (`search=random`): the baseline Sobol improves on
+    (no gaps or clumps by chance), drawn from torch's generator seeded with `seed`."""
+    generator = torch.Generator().manual_seed(seed)
+    unit = torch.rand(n, len(space), dtype=torch.float64, generator=generator).tolist()
+    return [{d.key: d.value(u) for d, u in zip(space, row, strict=True)} for row in unit]
+
+
+def rounded(dim: Dimension, v: float) -> float:
+    """A value proposed in the space's own units (TPE) as `Dimension.value` writes it: 6
+    significant digits, kept inside [low, high]."""
+    return min(dim.high, max(dim.low, float(f"{v:.6g}")))

@@ -38,9 +38,9 @@ from bench.config import semantic_config
 from bench.results import stats
 from bench.runner import rundir
 from bench.runner.validate import validate
-from bench.sweep import auto_seeds, record, select
+from bench.sweep import auto_seeds, record, search as searching, select
 from bench.sweep.launch import HydraSession, run_in_process
-from bench.sweep.plan import Budget, Cell, Point, search_cells, seed_cells, sweep_id
+from bench.sweep.plan import SEARCH_METHODS, Budget, Cell, Point, seed_cells, sweep_id
 from bench.sweep.space import parse_space
 
 # name → smallest allowed value; seeds also takes `auto`, which the last two tune
@@ -70,7 +70,7 @@ def _config_dir_as_searchpath(args: list[str]) -> list[str]:
 
 def parse_args(args: list[str]) -> tuple[Budget, list[str], list[list[str]]]:
     """(budget, fixed overrides, sweep axes) of a `bench tune` command line."""
-    budget: dict[str, int | bool] = {}
+    budget: dict[str, int | bool | str] = {}
     overrides = []
     for arg in _config_dir_as_searchpath(args):
         key, eq, value = arg.partition("=")
@@ -78,6 +78,10 @@ def parse_args(args: list[str]) -> tuple[Budget, list[str], list[list[str]]]:
             raise BenchError(f"bench tune takes key=value arguments, got {arg!r}; see `bench tune --help`")
         if key == "seeds" and value == "auto":
             budget["auto"] = True
+        elif key == "search":
+            if value not in SEARCH_METHODS:
+                raise BenchError(f"search must be one of {', '.join(SEARCH_METHODS)}, got {value!r}")
+            budget["search"] = value
         elif key in OPTIONS:
             if not value.isdigit() or int(value) < OPTIONS[key]:
                 also = " or auto" if key == "seeds" else ""
@@ -190,11 +194,11 @@ def resolve_budget(budget: Budget, points: list[Point], tasks: dict[str, list[in
     return budget
 
 
-def _bests(points: list[Point], search: list[Cell], results: dict) -> dict[int, Cell] | None:
+def _bests(points: list[Point], search: list[Cell], results: dict, budget: Budget) -> dict[int, Cell] | None:
     """Each point's best search cell, once every search cell has a result (never from a partial
     search: that would give some points less budget than others). A point whose every search run
     diverged or failed has none, and no seeds phase."""
-    if not all(record.settled(results.get(c.run_id)) for c in search):
+    if not searching.complete(search, points, budget) or not all(record.settled(results.get(c.run_id)) for c in search):
         return None
     out = {}
     for index in range(len(points)):
@@ -284,13 +288,16 @@ def _tune(session: HydraSession, given: Budget, fixed: list[str], axes: list[lis
     sweep_dir = root / ".sweeps" / sid
     sweep_dir.mkdir(parents=True, exist_ok=True)
     session.set_sweep_dir(sweep_dir)
-    search = search_cells(points, budget, sid)
-    results = _read(root, search, {})
-    bests = _bests(points, search, results)
+    results: dict[str, dict] = {}
+    # search=tpe: each chain as far as its finished trials take it (replayed from the run directories)
+    plan_search = lambda: searching.plan_search(points, budget, sid, lambda c: _read(root, [c], results).get(c.run_id))
+    search = plan_search()
+    _read(root, search, results)
+    bests = _bests(points, search, results, budget)
     seeds, outcomes = _seeds(points, tasks, bests, budget, root, results) if bests is not None else ([], {})
-    unplanned = len(points) * budget.seeds if bests is None else 0
+    unplanned = (len(points) * budget.seeds if bests is None else 0) + searching.planned_total(points, budget) - len(search)
     where = "in this process" if session.in_process else f"with hydra/launcher={session.launcher_name}"
-    print(f"{sid}: {len(points)} point(s) × ({budget.studies} studies × {budget.trials} trials + "
+    print(f"{sid}: {len(points)} point(s) × ({budget.studies} studies × {budget.trials} {budget.search} trials + "
           f"{record.budget_text(budget, given)}), {where}; {sweep_dir / 'manifest.json'}")
     print(record.progress(root, [*search, *seeds], results, unplanned), flush=True)
     save = lambda: rundir.write_json_atomic(sweep_dir / "manifest.json", record.manifest(
@@ -298,11 +305,16 @@ def _tune(session: HydraSession, given: Budget, fixed: list[str], axes: list[lis
     save()
     tried: set[str] = set()
     try:
-        _run_phase(session, search, points, fixed, results, 0, tried)
-        _read(root, search, results)
-        bests = _bests(points, search, results)
+        while True:  # one round per trial of search=tpe; sobol and random run their search in one
+            pending = [c for c in search if not record.finished(results.get(c.run_id)) and c.run_id not in tried]
+            if not pending:
+                break
+            _run_phase(session, pending, points, fixed, results, len(search) - len(pending), tried)
+            _read(root, pending, results)
+            search = plan_search()
+        bests = _bests(points, search, results, budget)
         if bests is None:
-            left = sum(not record.settled(results.get(c.run_id)) for c in search)
+            left = searching.planned_total(points, budget) - sum(record.settled(results.get(c.run_id)) for c in search)
             save()
             print(f"{left} search runs did not finish (running elsewhere or failed to launch); "
                   "run the same command again to finish the sweep", file=sys.stderr)
