@@ -14,6 +14,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from bench import BenchError
 from bench.config import check_arguments, constructor_kwargs, resolve_target
 
 
@@ -23,6 +24,7 @@ class Capabilities:
     needs_hvp: bool = False  # backward(create_graph=True) so step() can take Hessian-vector products
     has_eval_mode: bool = False  # optimizer.eval()/train() swap in evaluation weights (Schedule-Free)
     param_partition: bool = False  # constructor takes (name, param) pairs and splits them itself (Muon)
+    needs_optimum: bool = False  # constructor takes `optimum`, the task's optimal value f* (Polyak step size)
 
 
 def evaluate_closure(closure) -> torch.Tensor | None:
@@ -39,11 +41,21 @@ def capabilities(optimizer_cls: type, cfg: DictConfig) -> Capabilities:
     return Capabilities(**values)
 
 
-def build_optimizer(cfg: DictConfig, model: nn.Module) -> tuple[torch.optim.Optimizer, Capabilities]:
+def build_optimizer(cfg: DictConfig, model: nn.Module,
+                    optimum: float | None = None) -> tuple[torch.optim.Optimizer, Capabilities]:
+    """`optimum`: the task's f*, given to optimizers that declare `needs_optimum` (an `optimum` in
+    the config wins: the toy problems set it)."""
     cls = resolve_target(cfg, "optimizer")
     kwargs = constructor_kwargs(cfg)
-    check_arguments(cls, kwargs, "optimizer", cfg.get("name", cfg._target_))
     caps = capabilities(cls, cfg)
+    if caps.needs_optimum and "optimum" not in kwargs:
+        if optimum is None:
+            from bench.optimizers.sps import tasks_with_optimum
+
+            raise BenchError(f"optimizer {cfg.get('name', cfg._target_)} needs the task's optimal value f*, which "
+                             f"this task does not know; use a task that has one: {', '.join(tasks_with_optimum())}")
+        kwargs["optimum"] = optimum
+    check_arguments(cls, kwargs, "optimizer", cfg.get("name", cfg._target_))
     if caps.param_partition:
         params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     else:

@@ -152,3 +152,41 @@ class SWAN(Twin):
         w = inv_sqrt @ g_norm
         w = w * (g_norm.norm() / w.norm())
         return p - group["lr"] * (w + group["weight_decay"] * p)
+
+
+class AMSGrad(Twin):
+    """AMSGrad (Reddi et al. 2018, Alg. 2: v_hat = max(v_hat, v_t)) in the Adam form that torch and
+    Keras use: both moments bias-corrected, eps added to sqrt(v_hat_t / (1 - b2^t)), L2 decay in g."""
+
+    def __init__(self, params, lr, betas, eps, weight_decay):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    def update(self, p, g, state, group):
+        (b1, b2), t = group["betas"], state["t"]
+        g = g + group["weight_decay"] * p
+        m, v = adam_moments(state, g, b1, b2)
+        v_hat = torch.maximum(state.get("v_hat", torch.zeros_like(v)), v)
+        state["v_hat"] = v_hat
+        return p - group["lr"] * (m / (1 - b1**t)) / (torch.sqrt(v_hat / (1 - b2**t)) + group["eps"])
+
+
+class SPS(torch.optim.Optimizer):
+    """SPS_max (Loizou et al. 2021, eq. 5) with a known f*: gamma = min((f - f*)^+ / (c ||g||^2), gamma_b),
+    the squared norm over all parameters at once."""
+
+    needs_closure = True
+
+    def __init__(self, params, optimum, gamma_b, c):
+        super().__init__(params, dict(gamma_b=gamma_b, c=c))
+        self.optimum = optimum
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = evaluate_closure(closure)
+        ps = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
+        norm_sq = sum((p.grad * p.grad).sum() for p in ps)
+        group = self.param_groups[0]
+        gamma = min(max(loss.item() - self.optimum, 0.0) / (group["c"] * norm_sq.item()), group["gamma_b"])
+        for p in ps:
+            p.copy_(p - gamma * p.grad)
+        return loss

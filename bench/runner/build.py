@@ -80,7 +80,8 @@ def build_run(cfg: DictConfig, device: torch.device, world: World):
     task = distributed.shard_task(_constructed(cfg, "task", lambda: build_task(cfg, device)), world)
     model = _constructed(cfg, "task", task.model)
     distributed.wrap_model(task, model, device)  # DDP when the run is spread over processes
-    optimizer, caps = _constructed(cfg, "optimizer", lambda: build_optimizer(cfg.optimizer, model))
+    optimum = getattr(task, "optimum", None)  # f*, for optimizers that need it (Polyak step size)
+    optimizer, caps = _constructed(cfg, "optimizer", lambda: build_optimizer(cfg.optimizer, model, optimum))
     if world.size > 1 and caps.needs_hvp:
         raise BenchError(f"optimizer {cfg.optimizer.name} needs Hessian-vector products, which distributed runs "
                          "do not support here; run it on one device")
