@@ -81,7 +81,9 @@ def budgets(runs: pd.DataFrame) -> dict[str, str]:
         trials_per = group.groupby("optimizer")["setting"].nunique()
         sweeps = group["sweep"].dropna().unique() if "sweep" in group else []
         if len(sweeps) == 1 and group["sweep"].notna().all():
-            out[bench_name] = f"one tuning sweep ({sweeps[0]}), {_trial_text(trials_per)}"
+            # how the sweep chose its trials (bench tune's search=); sweeps before that choice were sobol
+            search = group["search"].dropna().iloc[0] if "search" in group and group["search"].notna().any() else "sobol"
+            out[bench_name] = f"one tuning sweep ({sweeps[0]}), {search} search, {_trial_text(trials_per)}"
         elif trials_per.nunique() == 1:
             out[bench_name] = f"equal budgets: {int(trials_per.iloc[0])} trial(s) each"
         else:
