@@ -8,9 +8,11 @@ from __future__ import annotations
 import math
 
 import pytest
+import pytorch_optimizer as po
 import torch
-from test_optimizer_parity import B, Pair, named, small_model, trajectory
+from test_optimizer_parity import B, Pair, named, ref, small_model, trajectory
 
+from bench.optimizers import reference_matrix as twin
 from bench.optimizers.dmuon import DMuon
 
 
@@ -27,6 +29,11 @@ def dmuon_reference(m, lr, wd):
 CASES = {
     "dmuon-shared-lr": (lambda m: DMuon(named(m), lr=3e-3, momentum=0.9, weight_decay=0.2, adamw_betas=B),
                         lambda m: dmuon_reference(m, lr=3e-3, wd=0.2)),
+    # frequency 3 (not the default 10) so that the QR refresh runs ~33 times in 100 steps
+    "soap-wd-betas-freq3": (ref(po.SOAP, lr=3e-3, betas=B, shampoo_beta=0.9, eps=1e-7, weight_decay=0.1,
+                                precondition_frequency=3),
+                            ref(twin.SOAP, lr=3e-3, betas=B, shampoo_beta=0.9, eps=1e-7, weight_decay=0.1,
+                                precondition_frequency=3)),
 }
 
 

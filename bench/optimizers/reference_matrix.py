@@ -1,0 +1,67 @@
+"""Slow twins of the matrix and second-order optimizers (SOAP, Kron, Sophia, Adam-mini, Scion),
+written from the papers' algorithm boxes for the parity tests (reference.py holds the element-wise
+ones). Everything is dense linear algebra in the parameter's dtype, except where a package makes a
+deliberate precision choice that changes its trajectory (a float32 QR or triangular solve); there the
+twin makes the same choice and says so, so that the rest of the algorithm can be compared to 1e-6.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from bench.optimizers.reference import Twin
+
+
+class SOAP(Twin):
+    """SOAP (Vyas et al. 2024, Algorithm 3 with the eigenbasis refresh of Algorithm 4): Adam run in
+    the eigenbasis of Shampoo's factors L = E[G G^T], R = E[G^T G].
+
+    Step 1 only accumulates L, R and takes their eigenvectors. Then, with s = t - 1:
+      G' = Q_L^T G Q_R;  M = b1 M + (1 - b1) G;  V = b2 V + (1 - b2) G'^2
+      p = (p - lr sqrt(1 - b2^s) / (1 - b1^s) Q_L [(Q_L^T M Q_R) / (sqrt(V) + eps)] Q_R^T) (1 - lr wd)
+      L, R updated with G; every f steps Q <- QR(L Q) after sorting Q's columns (and V) by the
+      estimated eigenvalues diag(Q^T L Q). The authors' code takes that QR in float32; so does the twin.
+    Vectors take the same steps with Q = I (Adam, first step skipped)."""
+
+    def __init__(self, params, lr, betas, shampoo_beta, eps, weight_decay, precondition_frequency):
+        super().__init__(params, dict(lr=lr, betas=betas, shampoo_beta=shampoo_beta, eps=eps,
+                                      weight_decay=weight_decay, f=precondition_frequency))
+
+    def update(self, p, g, state, group):
+        (b1, b2), bs, t = group["betas"], group["shampoo_beta"], state["t"]
+        matrix = p.dim() == 2
+        if t == 1:
+            state["m"], state["v"] = torch.zeros_like(g), torch.zeros_like(g)
+            if matrix:
+                state["L"], state["R"] = self._statistics(torch.zeros_like(g @ g.T), torch.zeros_like(g.T @ g), g, bs)
+                state["QL"], state["QR"] = (torch.linalg.eigh(state[k] + 1e-30 * torch.eye(len(state[k]), dtype=g.dtype))[1].flip(1) for k in ("L", "R"))
+            return p
+        s = t - 1
+        ql, qr = (state["QL"], state["QR"]) if matrix else (None, None)
+        rotate = (lambda x: ql.T @ x @ qr) if matrix else (lambda x: x)
+        unrotate = (lambda x: ql @ x @ qr.T) if matrix else (lambda x: x)
+        state["m"] = b1 * state["m"] + (1 - b1) * g
+        state["v"] = b2 * state["v"] + (1 - b2) * rotate(g) ** 2
+        direction = unrotate(rotate(state["m"]) / (state["v"].sqrt() + group["eps"]))
+        p = (p - group["lr"] * (1 - b2**s) ** 0.5 / (1 - b1**s) * direction) * (1 - group["lr"] * group["weight_decay"])
+        if matrix:
+            state["L"], state["R"] = self._statistics(state["L"], state["R"], g, bs)
+            if s % group["f"] == 0:
+                state["QL"] = self._refresh(state, "L", state["QL"], dim=0)
+                state["QR"] = self._refresh(state, "R", state["QR"], dim=1)
+        return p
+
+    @staticmethod
+    def _statistics(left, right, g, bs):
+        """L <- bs L + (1 - bs) G G^T, R likewise, rounded exactly as the authors' code rounds them: a
+        small layer's G G^T is rank-deficient, and the eigenvectors eigh picks inside its null space
+        (which then steer the Adam statistics) follow the last bit of L."""
+        return (torch.lerp(left, torch.tensordot(g, g, dims=[[1], [1]]), 1 - bs),
+                torch.lerp(right, torch.tensordot(g, g, dims=[[0], [0]]), 1 - bs))
+
+    @staticmethod
+    def _refresh(state, factor, q, dim):
+        power = state[factor] @ q
+        order = torch.argsort((q * power).sum(dim=0), descending=True)
+        state["v"] = state["v"].index_select(dim, order)
+        return torch.linalg.qr(power[:, order].float())[0].to(q.dtype)
