@@ -25,6 +25,10 @@ def dmuon_reference(m, lr, wd):
                 torch.optim.AdamW(rest, lr=lr, betas=B, weight_decay=wd))
 
 
+class SophiaH(po.SophiaH):
+    needs_hvp = True  # what sophia.yaml declares under capabilities
+
+
 # id -> (ours, reference)
 CASES = {
     "dmuon-shared-lr": (lambda m: DMuon(named(m), lr=3e-3, momentum=0.9, weight_decay=0.2, adamw_betas=B),
@@ -34,6 +38,9 @@ CASES = {
                                 precondition_frequency=3),
                             ref(twin.SOAP, lr=3e-3, betas=B, shampoo_beta=0.9, eps=1e-7, weight_decay=0.1,
                                 precondition_frequency=3)),
+    # the Hessian refreshed every 3 steps; Gaussian probes from the same seeded generator on both sides
+    "sophiah-wd-betas-k3": (ref(SophiaH, lr=0.05, betas=B, p=0.05, weight_decay=0.1, update_period=3, eps=1e-10),
+                            ref(twin.SophiaH, lr=0.05, betas=B, rho=0.05, weight_decay=0.1, k=3, eps=1e-10)),
 }
 
 

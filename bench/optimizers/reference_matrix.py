@@ -65,3 +65,40 @@ class SOAP(Twin):
         order = torch.argsort((q * power).sum(dim=0), descending=True)
         state["v"] = state["v"].index_select(dim, order)
         return torch.linalg.qr(power[:, order].float())[0].to(q.dtype)
+
+
+class SophiaH(torch.optim.Optimizer):
+    """Sophia with the Hutchinson estimator (Liu et al. 2024, Algorithm 3 with Algorithm 1's estimator):
+    every k steps h = b2 h + (1 - b2) u * (H u), u ~ N(0, I); each step
+      p = p (1 - lr wd);  m = b1 m + (1 - b1) g;  p = p - lr clip(m / max(h, eps), rho)
+    (the paper writes lr' clip(m / max(gamma h, eps'), 1), the same step with lr' = lr rho, gamma = rho,
+    eps' = rho eps). Probes are drawn per parameter in order from the global generator."""
+
+    needs_hvp = True
+
+    def __init__(self, params, lr, betas, rho, weight_decay, k, eps):
+        super().__init__(params, dict(lr=lr, betas=betas, rho=rho, weight_decay=weight_decay, k=k, eps=eps))
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        self.t += 1
+        params = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
+        if (self.t - 1) % self.param_groups[0]["k"] == 0:
+            probes = [torch.randn_like(p) for p in params]
+            with torch.enable_grad():
+                hvps = torch.autograd.grad([p.grad for p in params], params, grad_outputs=probes)
+            for p, u, hu in zip(params, probes, hvps):
+                b2 = self._group(p)["betas"][1]
+                state = self.state[p]
+                state["h"] = b2 * state.get("h", torch.zeros_like(p)) + (1 - b2) * u * hu
+        for p in params:
+            group, state = self._group(p), self.state[p]
+            b1 = group["betas"][0]
+            state["m"] = b1 * state.get("m", torch.zeros_like(p)) + (1 - b1) * p.grad
+            h = state.get("h", torch.zeros_like(p))
+            ratio = (state["m"] / torch.clamp(h, min=group["eps"])).clamp(-group["rho"], group["rho"])
+            p.copy_(p * (1 - group["lr"] * group["weight_decay"]) - group["lr"] * ratio)
+
+    def _group(self, p):
+        return next(g for g in self.param_groups if any(q is p for q in g["params"]))
