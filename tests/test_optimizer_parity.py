@@ -31,6 +31,7 @@ from bench.optimizers.lion import Lion
 from bench.optimizers.muon import Muon
 from bench.optimizers.nadamw import NAdamW
 from bench.optimizers.prodigy import Prodigy
+from bench.optimizers.rmsprop import RMSprop
 from bench.optimizers.sam import SAM
 from bench.optimizers.schedulefree_adamw import ScheduleFreeAdamW
 from bench.optimizers.schedulefree_sgd import ScheduleFreeSGD
@@ -192,6 +193,12 @@ CASES = {
     "fadam-wd-betas": (ours(FAdam, weight_decay=0.3, clip=0.5, **ADAM),
                        ref(po.FAdam, weight_decay=0.3, clip=0.5, eps_2=1e30, momentum_dtype=torch.float64,
                                 fim_dtype=torch.float64, **ADAM)),
+    "rmsprop-vs-torch": (ours(RMSprop, lr=3e-3, alpha=0.9, eps=1e-7, weight_decay=0.1),
+                         ref(torch.optim.RMSprop, lr=3e-3, alpha=0.9, eps=1e-7, weight_decay=0.1)),
+    "rmsprop-centered-momentum": (ours(RMSprop, lr=3e-3, alpha=0.9, eps=1e-7, weight_decay=0.1, momentum=0.8,
+                                       centered=True),
+                                  ref(torch.optim.RMSprop, lr=3e-3, alpha=0.9, eps=1e-7, weight_decay=0.1,
+                                      momentum=0.8, centered=True)),
     "lamb-wd-betas": (ours(Lamb, weight_decay=0.1, **ADAM), ref(twin.Lamb, weight_decay=0.1, **ADAM)),
     "lars-wd-momentum": (ours(LARS, lr=0.5, momentum=0.8, weight_decay=1e-3, trust_coefficient=0.02),
                          ref(po.LARS, lr=0.5, momentum=0.8, weight_decay=1e-3, trust_coefficient=0.02)),

@@ -49,8 +49,9 @@ class AdEMAMix(ElementwiseOptimizer):
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float, float] = (0.9, 0.999, 0.9999),
                  alpha: float = 5.0, alpha_warmup: int | None = None, beta3_warmup: int | None = None,
                  eps: float = 1e-8, weight_decay: float = 0.0, cautious: bool = False, compile="auto"):
-        if lr <= 0 or eps < 0 or len(betas) != 3 or not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"invalid AdEMAMix hyperparameters: lr={lr}, betas={betas}, eps={eps}")
+        if len(betas) != 3:
+            raise ValueError(f"AdEMAMix takes three betas (fast EMA, second moment, slow EMA), got {betas}")
+        self.validate(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), alpha=alpha, alpha_warmup=alpha_warmup,
                                       beta3_warmup=beta3_warmup, eps=eps, weight_decay=weight_decay,
                                       cautious=cautious), compile)

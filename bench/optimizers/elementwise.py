@@ -82,8 +82,21 @@ def want_compile(setting: Any, params: list[torch.Tensor]) -> bool:
     return bool(setting)
 
 
+#: what a hyperparameter's value must satisfy, by the rule's wording in the error message
+RULES: dict[str, Callable[[float], bool]] = {
+    "> 0": lambda v: v > 0, ">= 0": lambda v: v >= 0,
+    "in [0, 1)": lambda v: 0 <= v < 1, "in (0, 1)": lambda v: 0 < v < 1,
+}
+
+
 class ElementwiseOptimizer(torch.optim.Optimizer):
-    """Base class: step counting, lazy state, closure handling, optional compiled kernel."""
+    """Base class: step counting, lazy state, closure handling, optional compiled kernel, and the
+    hyperparameter checks every subclass shares (`validate`)."""
+
+    #: hyperparameter -> the rule it must follow (a RULES key); a sequence (betas) must follow it
+    #: element by element. Subclasses add or override entries for their own hyperparameters.
+    ranges: dict[str, str] = {"lr": "> 0", "eps": ">= 0", "weight_decay": ">= 0", "betas": "in [0, 1)",
+                              "momentum": "in [0, 1)"}
 
     state_names: tuple[str, ...] = ()
     flatten = True  # kernels see 1-D views unless they need the parameter's shape
@@ -98,6 +111,19 @@ class ElementwiseOptimizer(torch.optim.Optimizer):
 
     def scalars(self, group: dict, step: int) -> dict[str, Any]:
         raise NotImplementedError
+
+    @classmethod
+    def validate(cls, **values: Any) -> None:
+        """One ValueError naming every value outside its range (`ranges`), e.g. `invalid AdamW
+        hyperparameters: lr=-1 (must be > 0), betas=(0.9, 1.0) (each must be in [0, 1))`."""
+        bad = []
+        for key, value in values.items():
+            rule = cls.ranges[key]
+            many = isinstance(value, (tuple, list))
+            if not all(RULES[rule](v) for v in (value if many else (value,))):
+                bad.append(f"{key}={tuple(value) if many else value} ({'each ' if many else ''}must be {rule})")
+        if bad:
+            raise ValueError(f"invalid {cls.__name__} hyperparameters: {', '.join(bad)}")
 
     def tensor_scalars(self, p: torch.Tensor) -> dict[str, Any]:
         """Per-tensor constants the flattened view hides (e.g. LARS skips vectors)."""

@@ -36,12 +36,12 @@ def fadam_kernel(p, g, m, fim, *, lr: float, beta1: float, beta2_t: float, eps: 
 
 class FAdam(ElementwiseOptimizer):
     state_names = ("momentum", "fim")
+    ranges = {**ElementwiseOptimizer.ranges, "clip": "> 0", "p": "> 0"}
     kernel = staticmethod(fadam_kernel)
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.1, clip: float = 1.0, p: float = 0.5, compile="auto"):
-        if lr <= 0 or eps < 0 or clip <= 0 or p <= 0 or not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"invalid FAdam hyperparameters: lr={lr}, betas={betas}, eps={eps}, clip={clip}, p={p}")
+        self.validate(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, clip=clip, p=p)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, clip=clip,
                                       p=p), compile)
 

@@ -34,13 +34,12 @@ def lars_kernel(p, g, v, *, lr: float, momentum: float, weight_decay: float, tru
 
 class LARS(ElementwiseOptimizer):
     state_names = ("momentum_buffer",)
+    ranges = {**ElementwiseOptimizer.ranges, "trust_coefficient": "> 0"}
     kernel = staticmethod(lars_kernel)
 
     def __init__(self, params, lr: float = 1.0, momentum: float = 0.9, weight_decay: float = 1e-4,
                  trust_coefficient: float = 1e-3, compile="auto"):
-        if lr <= 0 or not 0.0 <= momentum < 1.0 or trust_coefficient <= 0:
-            raise ValueError(f"invalid LARS hyperparameters: lr={lr}, momentum={momentum}, "
-                             f"trust_coefficient={trust_coefficient}")
+        self.validate(lr=lr, momentum=momentum, weight_decay=weight_decay, trust_coefficient=trust_coefficient)
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
                                       trust_coefficient=trust_coefficient), compile)
 

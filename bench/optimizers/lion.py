@@ -30,10 +30,7 @@ class Lion(ElementwiseOptimizer):
 
     def __init__(self, params, lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.99),
                  weight_decay: float = 0.0, cautious: bool = False, compile="auto"):
-        if lr <= 0:
-            raise ValueError(f"lr must be positive, got {lr}")
-        if not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"betas must lie in [0, 1), got {betas}")
+        self.validate(lr=lr, betas=betas, weight_decay=weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay, cautious=cautious),
                          compile)
 

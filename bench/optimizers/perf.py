@@ -1,16 +1,24 @@
 """`bench perf optimizers`: optimizer step time on a >= 10M-parameter model, against the memory
-bandwidth an element-wise step needs, and against pytorch-optimizer's implementation.
+bandwidth an element-wise step needs, and against other packages' implementations of the same
+algorithm (the yaml's `peers:`: pytorch-optimizer, heavyball).
 
 An element-wise step must read the parameter, its gradient and k state tensors and write the
 parameter and the k states back: (2k + 3) * 4 bytes per fp32 parameter, once. An update that needs
 a per-tensor reduction first (LARS/LAMB norms, FAdam's RMS clipping, the cautious mask's count,
 AdamSN's subset sums) cannot start writing before a first reading pass, so its minimum adds that
-pass's reads (the yaml's `ideal_bytes`). Dividing the minimum by the step time gives the bandwidth achieved; dividing again by what a plain tensor copy reaches
-in this process (read n + write n) gives "copy fraction": 1.0 means the step moves its bytes as fast
-as memcpy. Other processes share the memory bus, so each timed step is paired with a copy timed
-right before it, and the fraction is the median over those pairs. Compilation (ours) happens at
-construction and is reported separately, never timed.
-Gradients are fixed random tensors, so only optimizer.step() is on the clock.
+pass's reads (the yaml's `ideal_bytes`). Dividing the minimum by the step time gives the bandwidth
+achieved; dividing again by what a plain tensor copy reaches in this process (read n + write n)
+gives "copy fraction": 1.0 means the step moves its bytes as fast as memcpy. Other processes share
+the memory bus, so each timed step is paired with a copy timed right before it, and the fraction is
+the median over those pairs.
+
+Every implementation (ours and each peer) gets its own copy of the same model and gradients, and
+the timed steps alternate between them, so a busy spell on the machine hits all of them alike.
+Before every step the gradients are restored from a pristine copy and re-attached, off the clock:
+heavyball takes `p.grad` away after reading it (it would skip every later step) and some
+implementations write into the gradient; a step that leaves the parameters unchanged is an error.
+Compilation happens before the clock starts: ours at construction (reported as `compile s`), the
+peers' in their warm-up steps (heavyball compiles its fused kernels on first use).
 
 On a shared machine, `clock="cpu"` times with this process's CPU time instead of the wall clock
 (with 1 thread: the work done, not the wait for a busy core); the copy runs on the same clock.
@@ -20,17 +28,47 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from bench.config import choices, constructor_kwargs, option_defaults, resolve_target
-from bench.optimizers import build_optimizer, implementation
+from bench.optimizers import build_optimizer, capabilities, implementation
+from bench.optimizers.elementwise import want_compile
+
+#: peer packages in column order
+PACKAGES = ("pytorch_optimizer", "heavyball")
+
 
 def elementwise() -> list[str]:
     """The element-wise optimizers: those whose yaml states `ideal_bytes` (see above)."""
     return [n for n in choices("optimizer") if option_defaults("optimizer", n).get("ideal_bytes") is not None]
+
+
+@contextmanager
+def _heavyball_mode(compile: bool):
+    """heavyball compiles its kernels with torch.compile unless `heavyball.utils.compile_mode` is
+    None (eager); eager runs its foreach kernels op by op, ~10x slower on a 10M model on CPU."""
+    import heavyball.utils
+
+    was = heavyball.utils.compile_mode
+    if not compile:
+        heavyball.utils.compile_mode = None
+    try:
+        yield
+    finally:
+        heavyball.utils.compile_mode = was
+
+
+def peer_mode(package: str, compile: bool) -> str:
+    """How a package's step runs here (said in the table's header)."""
+    if package == "heavyball":
+        import heavyball.utils
+
+        return f"torch.compile ({heavyball.utils.compile_mode})" if compile else "eager"
+    return "eager"
 
 
 def peer_factories(name: str) -> dict[str, object]:
@@ -63,11 +101,17 @@ class Row:
     ms: float
     copy_fraction: float | None
     compile_s: float
-    pytorch_optimizer_ms: float | None
+    peer_ms: dict[str, float] = field(default_factory=dict)
+    peer_warmup_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def fastest_peer_ms(self) -> float | None:
+        return min(self.peer_ms.values()) if self.peer_ms else None
 
     @property
     def speedup(self) -> float | None:
-        return self.pytorch_optimizer_ms / self.ms if self.pytorch_optimizer_ms else None
+        """The fastest peer's step time over ours: >= 1 means ours is at least as fast."""
+        return self.fastest_peer_ms / self.ms if self.peer_ms else None
 
 
 def _sync(device: torch.device) -> None:
@@ -103,54 +147,86 @@ class Copy:
         self.dst.copy_(self.src)
 
 
-def paired_ms(step, copy: Copy, device: torch.device, warmup: int, repeats: int, clock) -> tuple[float, float]:
-    """(median step ms, median over pairs of copy ms / step ms), each step timed right after a copy."""
-    for _ in range(warmup):
-        step()
-        copy()
-    steps, ratios = [], []
-    for _ in range(repeats):
+class Contender:
+    """One implementation on its own copy of the model: its gradients are restored and re-attached
+    before every step, and its steps are timed right after a timed copy."""
+
+    def __init__(self, make, width: int, layers: int, device: torch.device):
+        torch.manual_seed(0)
+        self.model = Stack(width, layers, device)
+        self.params = list(self.model.parameters())
+        self.pristine = [torch.randn_like(p) * 1e-3 for p in self.params]
+        self.grads = [g.clone() for g in self.pristine]
+        self.attach()
+        self.optimizer = make(self.model)
+        if hasattr(self.optimizer, "train"):
+            self.optimizer.train()  # Schedule-Free implementations may start in eval mode
+        self.steps: list[float] = []
+        self.ratios: list[float] = []
+
+    def attach(self) -> None:
+        for p, g, pristine in zip(self.params, self.grads, self.pristine):
+            g.copy_(pristine)
+            p.grad = g
+
+    def step(self) -> None:
+        self.attach()
+        self.optimizer.step()
+
+    def timed(self, copy: Copy, device: torch.device, clock, check: bool) -> None:
+        self.attach()
+        probe = self.params[0].detach()[0, :8].clone() if check else None
         c = median_ms(copy, device, warmup=0, repeats=1, clock=clock)
-        t = median_ms(step, device, warmup=0, repeats=1, clock=clock)
-        steps.append(t)
-        ratios.append(c / t)
-    return statistics.median(steps), statistics.median(ratios)
-
-
-def _model(width: int, layers: int, device: torch.device) -> nn.Module:
-    torch.manual_seed(0)
-    model = Stack(width, layers, device)
-    for p in model.parameters():
-        p.grad = torch.randn_like(p) * 1e-3
-    return model
+        t = median_ms(self.optimizer.step, device, warmup=0, repeats=1, clock=clock)
+        self.steps.append(t)
+        self.ratios.append(c / t)
+        if check and torch.equal(probe, self.params[0].detach()[0, :8]):
+            raise ValueError(f"{type(self.optimizer).__module__}.{type(self.optimizer).__qualname__} left the "
+                             "parameters unchanged: it skipped the step, so its time would not count")
 
 
 def measure(name: str, width: int, layers: int, device: torch.device, repeats: int, copy: Copy,
-            clock=time.perf_counter) -> Row:
-    model = _model(width, layers, device)
-    numel = sum(p.numel() for p in model.parameters())
-    opt, caps = build_optimizer(option_defaults("optimizer", name), model)
+            clock=time.perf_counter, peers: tuple[str, ...] = PACKAGES) -> Row:
+    cfg = option_defaults("optimizer", name)
+    caps = capabilities(resolve_target(cfg, "optimizer"), cfg)
     if caps.needs_closure or caps.needs_hvp:
         raise ValueError(f"{name} needs a closure or Hessian-vector products; its step cannot be timed alone")
-    impl, compile_s = implementation(opt), getattr(opt, "compile_time_s", 0.0)
-    ms, copy_over_step = paired_ms(opt.step, copy, device, warmup=3, repeats=repeats, clock=clock)
-    ideal = option_defaults("optimizer", name).get("ideal_bytes")
+    ours = Contender(lambda model: build_optimizer(cfg, model)[0], width, layers, device)
+    numel = sum(p.numel() for p in ours.params)
+    contenders = {"ours": ours}
+    warmup_s = {}
+    compile_peers = want_compile("auto", ours.params)
+    for package, make in peer_factories(name).items():
+        if package not in peers:
+            continue
+        with _heavyball_mode(compile_peers) if package == "heavyball" else _nothing():
+            contenders[package] = Contender(lambda model, make=make: make(model.parameters()), width, layers, device)
+            start = time.perf_counter()
+            for _ in range(3):  # warm-up, off the clock: first-use compilation, lazy state
+                contenders[package].step()
+            warmup_s[package] = time.perf_counter() - start
+    for _ in range(3):
+        ours.step()
+        copy()
+    for i in range(repeats):
+        for package, contender in contenders.items():
+            with _heavyball_mode(compile_peers) if package == "heavyball" else _nothing():
+                contender.timed(copy, device, clock, check=i == repeats - 1)
+    ideal = cfg.get("ideal_bytes")
     # (ideal bytes / step time) / (copy bytes / copy time)
-    fraction = ideal * numel / copy.bytes * copy_over_step if ideal is not None else None
-    del opt, model
-    reference_ms = None
-    peers = peer_factories(name)
-    if "pytorch_optimizer" in peers:
-        model = _model(width, layers, device)
-        reference = peers["pytorch_optimizer"](model.parameters())
-        if hasattr(reference, "train"):
-            reference.train()  # Schedule-Free references start in eval mode
-        reference_ms = median_ms(reference.step, device, warmup=3, repeats=repeats, clock=clock)
-    return Row(name, impl, ms, fraction, compile_s, reference_ms)
+    fraction = ideal * numel / copy.bytes * statistics.median(ours.ratios) if ideal is not None else None
+    return Row(name, implementation(ours.optimizer), statistics.median(ours.steps), fraction,
+               getattr(ours.optimizer, "compile_time_s", 0.0),
+               {p: statistics.median(c.steps) for p, c in contenders.items() if p != "ours"}, warmup_s)
+
+
+@contextmanager
+def _nothing():
+    yield
 
 
 def run(names: list[str], width: int = 1024, layers: int = 10, device: str = "auto", repeats: int = 20,
-        clock: str = "wall", threads: int | None = None, echo=print) -> list[Row]:
+        clock: str = "wall", threads: int | None = None, peers: tuple[str, ...] = PACKAGES, echo=print) -> list[Row]:
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
     if clock not in CLOCKS or (clock == "cpu" and dev.type == "cuda"):
@@ -161,26 +237,40 @@ def run(names: list[str], width: int = 1024, layers: int = 10, device: str = "au
     numel = layers * (width * width + width)
     copy = Copy(numel, dev)
     bandwidth = copy.bytes / (median_ms(copy, dev, warmup=3, repeats=repeats, clock=tick) / 1000)
+    compile_peers = want_compile("auto", [copy.src])  # the rule ours follow: numel decides on CPU
     echo(f"model: {layers} x Linear({width}, {width}) = {numel / 1e6:.2f}M fp32 parameters on {dev}"
          f" ({torch.get_num_threads()} threads, torch {torch.__version__}, {clock} clock)")
     echo(f"copy bandwidth: {bandwidth / 1e9:.2f} GB/s at the start; step times are medians of {repeats} steps, "
-         "each paired with a copy timed just before it")
-    echo(HEADER)
-    echo("|" + "---|" * HEADER.count(" |"))
+         "each paired with a copy timed just before it; implementations alternate step by step")
+    echo("peers: " + ", ".join(f"{p} {_version(p)} ({peer_mode(p, compile_peers)})" for p in peers))
+    echo(header(peers))
+    echo("|" + "---|" * header(peers).count(" |"))
     rows = []
     for name in names:
-        rows.append(measure(name, width, layers, dev, repeats, copy, tick))
-        echo(format_row(rows[-1]))
+        rows.append(measure(name, width, layers, dev, repeats, copy, tick, peers))
+        echo(format_row(rows[-1], peers))
     return rows
 
 
-HEADER = "| optimizer | implementation | ms/step | copy fraction | compile s | pytorch-optimizer ms | speed-up |"
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package.replace("_", "-"))
+    except PackageNotFoundError:
+        return "(not installed)"
 
 
-def format_row(r: Row) -> str:
+def header(peers: tuple[str, ...] = PACKAGES) -> str:
+    columns = " | ".join(f"{p.replace('_', '-')} ms" for p in peers)
+    return (f"| optimizer | implementation | ms/step | copy fraction | compile s | {columns} | "
+            "speed-up over the fastest peer |")
+
+
+def format_row(r: Row, peers: tuple[str, ...] = PACKAGES) -> str:
     def num(x, fmt):
         return format(x, fmt) if x is not None else "-"
 
+    columns = " | ".join(num(r.peer_ms.get(p), ".1f") for p in peers)
     return (f"| {r.name} | {r.implementation} | {r.ms:.1f} | {num(r.copy_fraction, '.2f')} | "
-            f"{num(r.compile_s or None, '.1f')} | {num(r.pytorch_optimizer_ms, '.1f')} | "
-            f"{num(r.speedup, '.2f') + 'x' if r.speedup else '-'} |")
+            f"{num(r.compile_s or None, '.1f')} | {columns} | {num(r.speedup, '.2f') + 'x' if r.speedup else '-'} |")

@@ -25,13 +25,14 @@ def sf_adamw_kernel(y, g, z, v, *, lr: float, beta1: float, beta2: float, eps: f
 
 class ScheduleFreeAdamW(ScheduleFreeBase):
     state_names = ("z", "exp_avg_sq")
+    ranges = {**ScheduleFreeBase.ranges, "beta1": "in (0, 1)"}
     kernel = staticmethod(sf_adamw_kernel)
 
     def __init__(self, params, lr: float = 0.0025, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, warmup_steps: int = 0, r: float = 0.0, weight_lr_power: float = 2.0,
                  compile="auto"):
-        if lr <= 0 or eps < 0 or not (0.0 < betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
-            raise ValueError(f"invalid Schedule-Free AdamW hyperparameters: lr={lr}, betas={betas}, eps={eps}")
+        # beta1 = 0 would make the gradient point y the average x itself: no interpolation left
+        self.validate(lr=lr, betas=betas, beta1=betas[0], eps=eps, weight_decay=weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       warmup_steps=warmup_steps, r=r, weight_lr_power=weight_lr_power), compile)
 

@@ -20,12 +20,12 @@ def sf_sgd_kernel(y, g, z, *, lr: float, momentum: float, weight_decay: float, c
 
 class ScheduleFreeSGD(ScheduleFreeBase):
     state_names = ("z",)
+    ranges = {**ScheduleFreeBase.ranges, "momentum": "in (0, 1)"}  # momentum 0: y = z, no averaging
     kernel = staticmethod(sf_sgd_kernel)
 
     def __init__(self, params, lr: float = 1.0, momentum: float = 0.9, weight_decay: float = 0.0,
                  warmup_steps: int = 0, r: float = 0.0, weight_lr_power: float = 2.0, compile="auto"):
-        if lr <= 0 or not 0.0 < momentum < 1.0:
-            raise ValueError(f"invalid Schedule-Free SGD hyperparameters: lr={lr}, momentum={momentum}")
+        self.validate(lr=lr, momentum=momentum, weight_decay=weight_decay)
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
                                       warmup_steps=warmup_steps, r=r, weight_lr_power=weight_lr_power), compile)
 
