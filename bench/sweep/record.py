@@ -100,7 +100,7 @@ def manifest(sid: str, command: str, budget: Budget, fixed: list[str], points: l
         })
     return {"sweep": sid, "command": command, "updated_at": time.time(), "base_overrides": fixed,
             "failed": [c.run_id for c in [*search, *seeds] if (results.get(c.run_id) or {}).get("status") == "failed"],
-            "budget": {**budget.spec(), "search": budget.search, "runs_per_point": budget.runs_per_point}, "points": out,
+            "search": budget.search, "budget": {**budget.spec(), "runs_per_point": budget.runs_per_point}, "points": out,
             "families": _families(outcomes, schedule_of(budget))}
 
 
@@ -137,7 +137,7 @@ def report(data: dict[str, Any]) -> str:
     b = data["budget"]
     seeds = (f"{b['initial_seeds']} seeds, up to {b['max_seeds']} where undecided (seeds=auto)" if b["seeds"] == "auto"
              else f"{b['seeds']} seeds")
-    lines = [f"{data['sweep']}: {b['trials']} {b.get('search', 'sobol')} trials × {b['studies']} studies + {seeds} per point"]
+    lines = [f"{data['sweep']}: {b['trials']} {data.get('search', 'sobol')} trials × {b['studies']} studies + {seeds} per point"]
     lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     for fam in data["families"]:
         if not fam["comparisons"]:
