@@ -10,7 +10,7 @@ from typing import Sequence
 
 from bench import BenchError
 from bench.results import leaderboard as lb
-from bench.results import plots, tables
+from bench.results import plots, speedup, tables
 from bench.results.store import Runs, load
 
 X_CHOICES = tuple(plots.X_AXES)
@@ -141,10 +141,11 @@ def show_leaderboard(runs_root: str | Path, tasks: Sequence[str] = (), optimizer
     check_baseline(runs, baseline, explicit_baseline)
     board = lb.leaderboard(runs.table, baseline=baseline)
     across = lb.across_tasks(runs.table, measure)
+    gains = speedup.speedups(runs.table, baseline)
     if fmt == "table":
-        tables.print_rich(board, across, baseline, wide=wide)
+        tables.print_rich(board, across, baseline, wide=wide, speedups=gains, measure=measure)
     else:
-        sys.stdout.write(tables.render(board, fmt, across, baseline))
+        sys.stdout.write(tables.render(board, fmt, across, baseline, speedups=gains))
     print_skipped(runs)
     return board
 

@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from bench.results import leaderboard as lb
-from bench.results import markup, plots, tables
+from bench.results import markup, plots, speedup, tables
 from bench.results.store import Runs, load
 
 MAX_COMMANDS = 300  # beyond this the list stops being readable; the count is still shown
@@ -114,7 +114,7 @@ def _environment(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def render_html(runs: Runs, board: pd.DataFrame, across: pd.DataFrame, figures: Iterable, baseline: str,
-                commands: Sequence[str], measure: str = "time") -> str:
+                commands: Sequence[str], measure: str = "time", speedups: pd.DataFrame | None = None) -> str:
     table = runs.table
     now = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     out = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'>{MARKER}<title>bench report</title>"
@@ -141,6 +141,14 @@ def render_html(runs: Runs, board: pd.DataFrame, across: pd.DataFrame, figures: 
                    "average; an optimizer absent from a benchmark ranks last), averaged over benchmarks; descriptive, "
                    "without an interval (a handful of benchmarks supports none). Area score: AlgoPerf's normalised area under the "
                    "time-to-target performance profile for τ from 1 to 4 (1 = fastest everywhere).</p>")
+
+    sections = list(tables.speedup_sections(speedups, baseline))
+    if sections:
+        out.append(f"<h2>{html.escape(baseline)}-equivalent speed-up</h2>")
+        for heading, cells, lines in sections:
+            out.append(f"<h3>{html.escape(heading)}</h3>")
+            out.append(_table(cells))
+            out.append("".join(f"<p class='note'>{html.escape(line)}</p>" for line in lines))
 
     out.append("<h2>Figures</h2>")
     for name, title, fig in figures:
@@ -188,7 +196,8 @@ def build_report(runs_root: str | Path, out_path: str | Path = "report.html", ta
     across = lb.across_tasks(runs.table, measure)
     figures = list(plots.figures(runs, x=x, measure=measure))  # may add curve problems to runs.skipped
     commands = [shlex.join(command or ["bench", *sys.argv[1:]])]
-    text = render_html(runs, board, across, figures, baseline, commands, measure)
+    gains = speedup.speedups(runs.table, baseline)
+    text = render_html(runs, board, across, figures, baseline, commands, measure, gains)
     out_path = Path(out_path)
     # `bench report` has refused a missing directory before any work; a script calling this gets one
     out_path.parent.mkdir(parents=True, exist_ok=True)

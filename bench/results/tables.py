@@ -176,6 +176,46 @@ def display_across(across: pd.DataFrame, measure: str = "time") -> pd.DataFrame:
     })
 
 
+def speedup_sections(speedups: pd.DataFrame, baseline: str = "adamw"):
+    """Yield (title, cells, notes) per task family with a fitted baseline curve: one row per
+    optimizer, one column per budget, each cell the median speed-up D_eff / D over seeds with its
+    interval (see `bench.results.speedup`)."""
+    if speedups is None or speedups.empty:
+        return
+    for family, part in speedups.groupby("family", sort=True):
+        r = part.iloc[0]
+        budgets = sorted(part["data_budget"].unique())
+        steps = {d: part.loc[part["data_budget"] == d, "steps"].iloc[0] for d in budgets}
+        columns = {d: f"{whole(steps[d])} steps" if steps[d] == steps[d] else f"D={num(d)}" for d in budgets}
+        rows = []
+        for opt, mine in sorted(part.groupby("optimizer"), key=lambda item: (item[0] != baseline, item[0])):
+            row = {"optimizer": opt}
+            for d in budgets:
+                cell = mine[mine["data_budget"] == d]
+                row[columns[d]] = "" if cell.empty else \
+                    estimate(cell.iloc[0], "speedup", "×", n=int(cell.iloc[0]["n"])) + ("†" if cell.iloc[0]["extrapolated"] else "")
+            rows.append(row)
+        law = f"L(D) = {num(r['alpha'])}·D^−{num(r['beta'])} + {num(r['gamma'])}"
+        title = f"{family}: {baseline}-equivalent speed-up D_eff / D"
+        lines = [f"Fitted to {baseline}'s tuned-best median final {r['metric']} at {int(r['fit_budgets'])} budgets: {law} "
+                 f"(D = items seen, steps × items per step). D_eff: the {baseline} budget at which that curve reaches an "
+                 f"optimizer's final {r['metric']} (Wen et al. 2025); 1× is {baseline}'s own pace, ∞: below the curve's "
+                 f"floor {num(r['gamma'])}, 0: a miss; †: D_eff outside {baseline}'s budgets (extrapolated).",
+                 "Interval: the seeds' order statistics mapped through the fitted curve (distribution-free for the "
+                 f"median speed-up, from {stats.seeds_for_median()} seeds), the curve taken as known: its own seed "
+                 "noise is not in the interval (coverage simulated in tests/test_results_speedup.py)."]
+        yield title, pd.DataFrame(rows), lines
+
+
+#: the across-benchmarks headers where the full ones do not fit the terminal (`across_legend` explains them)
+ACROSS_SHORT = ["optimizer", "benchmarks", "solved", "mean rank", "area score"]
+
+
+def across_legend(measure: str = "time") -> str:
+    return (f"solved: benchmarks where the median seed reached the target; mean rank: by median final metric "
+            f"(descriptive, n = benchmarks); area score: area under the {measure}-to-target performance profile, τ≤4.")
+
+
 def _jsonable(value):
     if isinstance(value, float):
         if math.isnan(value):
@@ -187,7 +227,8 @@ def _jsonable(value):
     return value
 
 
-def render(board: pd.DataFrame, fmt: str, across: pd.DataFrame | None = None, baseline: str = "adamw") -> str:
+def render(board: pd.DataFrame, fmt: str, across: pd.DataFrame | None = None, baseline: str = "adamw",
+           speedups: pd.DataFrame | None = None) -> str:
     """md, csv or json text of a leaderboard (csv and json carry the raw numbers)."""
     if fmt == "csv":
         out = io.StringIO()
@@ -198,6 +239,8 @@ def render(board: pd.DataFrame, fmt: str, across: pd.DataFrame | None = None, ba
                 "rules": {b: notes(board, b) for b in board["benchmark"].unique()} if not board.empty else {}}
         if across is not None and not across.empty:
             data["across_tasks"] = [{k: _jsonable(v) for k, v in row.items()} for row in across.to_dict("records")]
+        if speedups is not None and not speedups.empty:
+            data["speedups"] = [{k: _jsonable(v) for k, v in row.items()} for row in speedups.to_dict("records")]
         return json.dumps(data, indent=2)
     if fmt == "md":
         parts = []
@@ -205,6 +248,8 @@ def render(board: pd.DataFrame, fmt: str, across: pd.DataFrame | None = None, ba
             parts.append(f"### {heading}\n\n{markup.markdown_frame(cells)}\n\n" + "\n\n".join(lines))
         if across is not None and not across.empty:
             parts.append(f"### Across benchmarks\n\n{markup.markdown_frame(display_across(across))}")
+        for heading, cells, lines in speedup_sections(speedups, baseline):
+            parts.append(f"### {heading}\n\n{markup.markdown_frame(cells)}\n\n" + "\n\n".join(lines))
         return "\n\n".join(parts) + "\n"
     raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
 
@@ -253,7 +298,7 @@ def _rich_table(heading: str, frame: pd.DataFrame, columns):
 
 
 def print_rich(board: pd.DataFrame, across: pd.DataFrame | None = None, baseline: str = "adamw",
-               console=None, wide: bool = False) -> None:
+               console=None, wide: bool = False, speedups: pd.DataFrame | None = None, measure: str = "time") -> None:
     """Per-benchmark rich tables, then the across-benchmark table when there is more than one.
     They fit the console's width, leaving out columns in DROP_ORDER and saying which; `wide`
     shows every column, as wide as that takes."""
@@ -272,8 +317,18 @@ def print_rich(board: pd.DataFrame, across: pd.DataFrame | None = None, baseline
         console.print(_rich_table(heading, frame, shown))
         console.print(Text("\n".join(lines), style="dim"))
     if across is not None and not across.empty and board["benchmark"].nunique() > 1:
-        frame = display_across(across)
-        console.print(_rich_table("Across benchmarks", frame, frame.columns))
+        frame = display_across(across, measure)
+        natural = 1 + sum(max([len(str(c))] + [len(str(v)) for v in frame[c]]) + 3 for c in frame.columns)
+        if not wide and natural > console.width:
+            # the long headers would break mid-word: short ones, and what they mean underneath
+            frame = frame.set_axis(ACROSS_SHORT, axis=1)
+            console.print(_rich_table("Across benchmarks", frame, frame.columns))
+            console.print(Text(across_legend(measure), style="dim"))
+        else:
+            console.print(_rich_table("Across benchmarks", frame, frame.columns))
+    for heading, frame, lines in speedup_sections(speedups, baseline):
+        console.print(_rich_table(heading, frame, frame.columns))
+        console.print(Text("\n".join(lines), style="dim"))
     if dropped:
         console.print(Text(f"Left out to fit {console.width} columns: {', '.join(dropped)}. "
                            f"--wide shows all.", style="dim"))
