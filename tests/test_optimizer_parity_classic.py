@@ -2,8 +2,9 @@
 AdaBound, Adan, ADOPT, MARS, Signum, signSGD, SPS): 100 float64 steps against an independent
 reference, rtol 1e-6, non-default hyperparameters, as in tests/test_optimizer_parity.py.
 
-Optimizers that are a yaml over torch.optim are built from their yaml (with the case's overrides),
-so a change of the yaml's defaults that alters the algorithm (amsgrad off, coupled decay) fails here."""
+Optimizers are built from their yaml (with the case's overrides) where the yaml carries a setting
+that defines the algorithm (amsgrad on, torch.optim's form of AdaMax and RAdam, SPS's f* plumbing),
+so a change of those defaults fails here."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from bench.optimizers.adabound import AdaBound
 from bench.optimizers.adan import Adan
 from bench.optimizers.adopt import ADOPT
 from bench.optimizers.mars import MARS
-from bench.optimizers.signum import Signum, SignSGD
+from bench.optimizers.signum import SignSGD, Signum
 from bench.optimizers.sps import SPS
 
 
@@ -46,9 +47,14 @@ B3 = (0.9, 0.85, 0.95)  # Adan: non-default betas
 # id -> (ours, reference); every case runs STEPS steps from the same start on the same batches
 CASES = {
     "amsgrad-yaml-l2": (yaml("amsgrad", weight_decay=0.1, **ADAM), ref(twin.AMSGrad, weight_decay=0.1, **ADAM)),
-    "adamax-yaml-vs-po": (yaml("adamax", weight_decay=0.1, **ADAM), ref(po.AdaMax, weight_decay=0.1, **ADAM)),
-    "radam-yaml-vs-po": (yaml("radam", weight_decay=0.1, **ADAM),
-                         ref(po.RAdam, weight_decay=0.1, degenerated_to_sgd=True, **ADAM)),
+    "adamax-l2-vs-torch": (yaml("adamax", weight_decay=0.1, **ADAM), ref(torch.optim.Adamax, weight_decay=0.1, **ADAM)),
+    "adamax-l2-vs-po": (yaml("adamax", weight_decay=0.1, **ADAM), ref(po.AdaMax, weight_decay=0.1, **ADAM)),
+    "radam-wd-vs-torch": (yaml("radam", weight_decay=0.1, **ADAM),
+                          ref(torch.optim.RAdam, weight_decay=0.1, decoupled_weight_decay=True, **ADAM)),
+    # beta2 0.9: rho_inf = 19, so the rectified phase starts at step 6 and both phases are covered
+    "radam-short-beta2-vs-po": (yaml("radam", weight_decay=0.1, lr=3e-3, betas=(0.8, 0.9), eps=1e-7),
+                                ref(po.RAdam, weight_decay=0.1, degenerated_to_sgd=True, lr=3e-3, betas=(0.8, 0.9),
+                                    eps=1e-7)),
     "adabelief-wd-betas": (ours(AdaBelief, weight_decay=0.1, **ADAM), ref(po.AdaBelief, weight_decay=0.1, **ADAM)),
     "adabound-wd-bounds": (ours(AdaBound, weight_decay=0.1, final_lr=0.05, gamma=0.02, **ADAM),
                            ref(po.AdaBound, weight_decay=0.1, final_lr=0.05, gamma=0.02, **ADAM)),
