@@ -1,12 +1,14 @@
 """Parity for the matrix and second-order optimizers (SOAP, Kron, Sophia, Adam-mini, Scion, D-Muon):
 100 float64 steps of the small MLP from test_optimizer_parity.py with non-default hyperparameters,
-final parameters equal to rtol 1e-6 against an independent reference. Stochastic ones draw their
-probes from the global generator, which `trajectory` seeds identically for both sides."""
+final parameters equal to rtol 1e-6 against an independent reference. The stochastic ones (Kron,
+Sophia) run with seed=None so that they draw their probes from the global generators, which
+`trajectory` (and numpy_seeded) seed identically for both sides."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import pytorch_optimizer as po
 import torch
@@ -14,6 +16,8 @@ from test_optimizer_parity import B, Pair, named, ref, small_model, trajectory
 
 from bench.optimizers import reference_matrix as twin
 from bench.optimizers.dmuon import DMuon
+from bench.optimizers.kron import Kron
+from bench.optimizers.sophia import SophiaH
 
 
 def dmuon_reference(m, lr, wd):
@@ -25,9 +29,17 @@ def dmuon_reference(m, lr, wd):
                 torch.optim.AdamW(rest, lr=lr, betas=B, weight_decay=wd))
 
 
-class SophiaH(po.SophiaH):
-    needs_hvp = True  # what sophia.yaml declares under capabilities
+def numpy_seeded(make):
+    """Kron draws its balancing coin from numpy's global generator; seed it for both sides."""
 
+    def build(m):
+        np.random.seed(3)
+        return make(m)
+
+    return build
+
+
+KRON = dict(lr=3e-3, momentum=0.8, weight_decay=0.1)
 
 # id -> (ours, reference)
 CASES = {
@@ -39,8 +51,13 @@ CASES = {
                             ref(twin.SOAP, lr=3e-3, betas=B, shampoo_beta=0.9, eps=1e-7, weight_decay=0.1,
                                 precondition_frequency=3)),
     # the Hessian refreshed every 3 steps; Gaussian probes from the same seeded generator on both sides
-    "sophiah-wd-betas-k3": (ref(SophiaH, lr=0.05, betas=B, p=0.05, weight_decay=0.1, update_period=3, eps=1e-10),
+    "sophiah-wd-betas-k3": (ref(SophiaH, seed=None, lr=0.05, betas=B, p=0.05, weight_decay=0.1, update_period=3, eps=1e-10),
                             ref(twin.SophiaH, lr=0.05, betas=B, rho=0.05, weight_decay=0.1, k=3, eps=1e-10)),
+    # preconditioner every 2nd step, balancing on 30% of those; the package's Q in float64 (its
+    # default is float32, which alone would move a float64 trajectory by ~1e-7 per step)
+    "kron-wd-prob-balance": (numpy_seeded(ref(Kron, seed=None, pre_conditioner_update_probability=0.5, balance_prob=0.3,
+                                              precondition_dtype=torch.float64, **KRON)),
+                             numpy_seeded(ref(twin.Kron, update_probability=0.5, balance_prob=0.3, **KRON))),
 }
 
 

@@ -7,9 +7,12 @@ twin makes the same choice and says so, so that the rest of the algorithm can be
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from bench.optimizers.reference import Twin
+
+TINY_BF16 = torch.finfo(torch.bfloat16).tiny  # the package's eps in the preconditioner step
 
 
 class SOAP(Twin):
@@ -102,3 +105,86 @@ class SophiaH(torch.optim.Optimizer):
 
     def _group(self, p):
         return next(g for g in self.param_groups if any(q is p for q in g["params"]))
+
+
+def spectral_norm_lower_bound(a: torch.Tensor) -> torch.Tensor:
+    """Li's cheap lower bound on ||A||_2 (psgd_torch): scale by max|A|, then one power step from the
+    largest column (or row, whichever has the larger norm)."""
+    top = a.abs().max()
+    a = a / top if top > 0 else a
+    col_sq, row_sq = (a * a).sum(dim=0), (a * a).sum(dim=1)
+    if col_sq.max() > row_sq.max():
+        x = a[:, col_sq.argmax()] @ a
+        return top * torch.linalg.vector_norm((x / torch.linalg.vector_norm(x)) @ a.T)
+    x = a @ a[row_sq.argmax(), :]
+    return top * torch.linalg.vector_norm(a.T @ (x / torch.linalg.vector_norm(x)))
+
+
+class Kron(Twin):
+    """PSGD Kron (Li 2018, "Preconditioner on matrix Lie group for SGD", as in Li's psgd_torch and
+    kron_torch): P = (Q2^T Q2) kron (Q1^T Q1) for a matrix, Q1, Q2 upper triangular from I; P = Q^2
+    (diagonal) for a vector. Each step, m = mu m + (1 - mu) g, m_hat = m / (1 - mu^t), and when the
+    preconditioner updates (every 1/prob steps) with a probe V ~ N(0, I) (global generator):
+      A = Q1 m_hat Q2^T,  B = Q1^-T V Q2^-1       (the triangular solves in float32, as the package does)
+      Q1 <- Q1 - lr_p triu(A A^T - B B^T) Q1 / lb(A A^T + B B^T)   (Q2 likewise with A^T A, B^T B)
+    where lb is Li's lower bound on the spectral norm (a vector uses max|.| and no triu). Then
+      u = P m_hat, u *= min(1, 1.1 / rms(u)), p = p - lr (u + wd p)   (decay on matrices only)
+    With probability balance_prob (one numpy draw per step, as the package) the factors of a matrix
+    are rescaled to equal max-norms first, which leaves P unchanged."""
+
+    def __init__(self, params, lr, momentum, weight_decay, update_probability, balance_prob, precondition_lr=0.1):
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, prob=update_probability,
+                                      balance_prob=balance_prob, lr_p=precondition_lr))
+        self.counter, self.refresh, self.balance = 0, False, False
+
+    def step(self, closure=None):
+        self.counter += 1
+        self.refresh = self.counter >= 1 / self.param_groups[0]["prob"]
+        self.counter = 0 if self.refresh else self.counter
+        self.balance = np.random.random() < self.param_groups[0]["balance_prob"] and self.refresh
+        return super().step(closure)
+
+    def update(self, p, g, state, group):
+        mu, t = group["momentum"], state["t"]
+        matrix = p.dim() == 2
+        if t == 1:
+            state["m"] = torch.zeros_like(g)
+            state["Q"] = [torch.eye(n, dtype=g.dtype) for n in g.shape] if matrix else [torch.ones_like(g)]
+        state["m"] = mu * state["m"] + (1 - mu) * g
+        m_hat = state["m"] / (1 - mu**t)
+        qs = state["Q"]
+        if matrix and self.balance:
+            norms = torch.stack([q.abs().max() for q in qs])
+            qs = [q * (norms.prod() ** 0.5 / n) for q, n in zip(qs, norms)]
+        if self.refresh:
+            v = torch.randn_like(m_hat)
+            qs = self._refresh_matrix(qs, m_hat, v, group["lr_p"]) if matrix else self._refresh_vector(qs, m_hat, v,
+                                                                                                     group["lr_p"])
+        state["Q"] = qs
+        u = qs[0].T @ qs[0] @ m_hat @ qs[1].T @ qs[1] if matrix else qs[0] ** 2 * m_hat
+        u = u * torch.clamp(1.1 / (u.square().mean().sqrt() + 1e-6), max=1.0)
+        if matrix:
+            u = u + group["weight_decay"] * p
+        return p - group["lr"] * u
+
+    @staticmethod
+    def _refresh_matrix(qs, g, v, lr_p):
+        q1, q2 = qs
+        a = q1 @ g @ q2.T
+
+        def right_solve(x, q):  # x q^-1, in float32 as the package computes it
+            return torch.linalg.solve_triangular(q.float(), x.float(), upper=True, left=False).to(x.dtype)
+
+        b = right_solve(right_solve(v.T, q1).T, q2)
+        new = []
+        for q, (t1, t2) in zip(qs, [(a @ a.T, b @ b.T), (a.T @ a, b.T @ b)]):
+            step = torch.triu(lr_p * (t1 - t2)) / (spectral_norm_lower_bound(t1 + t2) + TINY_BF16)
+            new.append(q - step @ q)
+        return new
+
+    @staticmethod
+    def _refresh_vector(qs, g, v, lr_p):
+        q = qs[0]
+        a, b = q * g, v / q
+        t1, t2 = a * a, b * b
+        return [q - lr_p * (t1 - t2) * q / ((t1 + t2).abs().max() + TINY_BF16)]
