@@ -15,6 +15,7 @@ import torch
 from test_optimizer_parity import B, Pair, named, ref, small_model, trajectory
 
 from bench.optimizers import reference_matrix as twin
+from bench.optimizers.adam_mini import AdamMini
 from bench.optimizers.dmuon import DMuon
 from bench.optimizers.kron import Kron
 from bench.optimizers.sophia import SophiaH
@@ -39,6 +40,19 @@ def numpy_seeded(make):
     return build
 
 
+def adam_mini_named(m):
+    """The MLP's first layer named as a query projection (2 rows per head), its second as an output
+    head (per-entry Adam): every Adam-mini block rule is exercised."""
+    first, _, second = m
+    return [("attn.q.weight", first.weight), ("attn.q.bias", first.bias), ("head.weight", second.weight),
+            ("head.bias", second.bias)]
+
+
+def adam_mini_rows(p):
+    return {(8, 6): 2, (3, 8): "adam"}.get(tuple(p.shape), None)
+
+
+ADAM_MINI = dict(lr=3e-3, betas=B, eps=1e-7, weight_decay=0.1)
 KRON = dict(lr=3e-3, momentum=0.8, weight_decay=0.1)
 
 # id -> (ours, reference)
@@ -58,6 +72,10 @@ CASES = {
     "kron-wd-prob-balance": (numpy_seeded(ref(Kron, seed=None, pre_conditioner_update_probability=0.5, balance_prob=0.3,
                                               precondition_dtype=torch.float64, **KRON)),
                              numpy_seeded(ref(twin.Kron, update_probability=0.5, balance_prob=0.3, **KRON))),
+    "adam-mini-heads-rows-adam": (lambda m: AdamMini(adam_mini_named(m), head_dim=2, **ADAM_MINI),
+                                  ref(twin.AdamMini, rows_of=adam_mini_rows, **ADAM_MINI)),
+    "adam-mini-rows": (lambda m: AdamMini(named(m), **ADAM_MINI),
+                       ref(twin.AdamMini, rows_of=lambda p: 1, **ADAM_MINI)),
 }
 
 

@@ -188,3 +188,28 @@ class Kron(Twin):
         a, b = q * g, v / q
         t1, t2 = a * a, b * b
         return [q - lr_p * (t1 - t2) * q / ((t1 + t2).abs().max() + TINY_BF16)]
+
+
+class AdamMini(Twin):
+    """Adam-mini (Zhang et al. 2025, Algorithm 1 with the final partition): one second moment per
+    block, the mean of g^2 over it; blocks = each entry for `adam` tensors, each group of `rows`
+    rows (1: output neurons) for other matrices, the whole tensor for vectors."""
+
+    def __init__(self, params, lr, betas, eps, weight_decay, rows_of):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, rows_of=rows_of))
+
+    def update(self, p, g, state, group):
+        (b1, b2), t, rows = group["betas"], state["t"], group["rows_of"](p)
+        state["m"] = b1 * state.get("m", torch.zeros_like(g)) + (1 - b1) * g
+        mean_sq = torch.empty_like(g)
+        if rows == "adam":
+            mean_sq = g * g
+        elif p.dim() < 2:
+            mean_sq[:] = (g * g).sum() / g.numel()
+        else:
+            for start in range(0, g.shape[0], rows):
+                block = g[start:start + rows]
+                mean_sq[start:start + rows] = (block * block).sum() / block.numel()
+        state["v"] = b2 * state.get("v", torch.zeros_like(g)) + (1 - b2) * mean_sq
+        u = (state["m"] / (1 - b1**t)) / (torch.sqrt(state["v"] / (1 - b2**t)) + group["eps"])
+        return p * (1 - group["lr"] * group["weight_decay"]) - group["lr"] * u
