@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)  ## create .venv and install bench with its test dependencies
 
-test: $(STAMP)  ## run the test suite (CPU, a few minutes)
-	$(PY) -m pytest
+test: $(STAMP)  ## run the test suite (CPU, a few minutes; one worker per core, each on one thread)
+	$(PY) -m pytest -n $(or $(JOBS),auto)
 
 check: $(STAMP)  ## regression gate: the ci sweep vs bench/conf/check/ci_baseline.json (~1 min)
 	$(BENCH) check ci
