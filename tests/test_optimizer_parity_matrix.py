@@ -18,6 +18,7 @@ from bench.optimizers import reference_matrix as twin
 from bench.optimizers.adam_mini import AdamMini
 from bench.optimizers.dmuon import DMuon
 from bench.optimizers.kron import Kron
+from bench.optimizers.scion import Scion
 from bench.optimizers.sophia import SophiaH
 
 
@@ -52,6 +53,23 @@ def adam_mini_rows(p):
     return {(8, 6): 2, (3, 8): "adam"}.get(tuple(p.shape), None)
 
 
+def scion_named(m):
+    """The MLP's second layer named as an output head: spectral, sign and RMS oracles all act."""
+    first, _, second = m
+    return [("0.weight", first.weight), ("0.bias", first.bias), ("head.weight", second.weight),
+            ("head.bias", second.bias)]
+
+
+def scion_twin(**kw):
+    from pytorch_optimizer.optimizer.utils.matrix import zero_power_via_newton_schulz_5
+
+    roles = {(8, 6): "spectral", (3, 8): "sign"}
+    return ref(twin.Scion, role_of=lambda p: roles.get(tuple(p.shape), "rms"),
+               radius_of=lambda p: 7.0 if p.shape == (3, 8) else 2.0,
+               orthogonalise=lambda d: zero_power_via_newton_schulz_5(d, 5), **kw)
+
+
+SCION = dict(lr=0.01, momentum=0.3)
 ADAM_MINI = dict(lr=3e-3, betas=B, eps=1e-7, weight_decay=0.1)
 KRON = dict(lr=3e-3, momentum=0.8, weight_decay=0.1)
 
@@ -74,6 +92,11 @@ CASES = {
                              numpy_seeded(ref(twin.Kron, update_probability=0.5, balance_prob=0.3, **KRON))),
     "adam-mini-heads-rows-adam": (lambda m: AdamMini(adam_mini_named(m), head_dim=2, **ADAM_MINI),
                                   ref(twin.AdamMini, rows_of=adam_mini_rows, **ADAM_MINI)),
+    "scion-unconstrained-wd": (lambda m: Scion(scion_named(m), radius=2.0, output_radius=7.0, weight_decay=0.1,
+                                                **SCION),
+                               scion_twin(weight_decay=0.1, constraint=False, **SCION)),
+    "scion-constrained": (lambda m: Scion(scion_named(m), radius=2.0, output_radius=7.0, constraint=True, **SCION),
+                          scion_twin(weight_decay=0.0, constraint=True, **SCION)),
     "adam-mini-rows": (lambda m: AdamMini(named(m), **ADAM_MINI),
                        ref(twin.AdamMini, rows_of=lambda p: 1, **ADAM_MINI)),
 }

@@ -213,3 +213,31 @@ class AdamMini(Twin):
         state["v"] = b2 * state.get("v", torch.zeros_like(g)) + (1 - b2) * mean_sq
         u = (state["m"] / (1 - b1**t)) / (torch.sqrt(state["v"] / (1 - b2**t)) + group["eps"])
         return p * (1 - group["lr"] * group["weight_decay"]) - group["lr"] * u
+
+
+class Scion(Twin):
+    """Scion (Pethick et al. 2025, Algorithms 1-2 with Table 2's norms): d = (1 - a) d + a g;
+    unconstrained p = p (1 - lr wd) - lr rho lmo(d), constrained p = (1 - lr) p - lr rho lmo(d), where
+    lmo is U V^T sqrt(d_out / d_in) for `spectral`, sign(d) / d_in for `sign`, d / rms(d) for `rms`.
+    The orthogonaliser is the one Scion and Muon use (`orthogonalise`, quintic Newton-Schulz in
+    bfloat16), passed in so that the rest is compared to float64 precision; like pytorch-optimizer,
+    the twin multiplies its bfloat16 output by the scale and radius in bfloat16."""
+
+    def __init__(self, params, lr, momentum, weight_decay, constraint, role_of, radius_of, orthogonalise):
+        super().__init__(params, dict(lr=lr, a=momentum, weight_decay=weight_decay, constraint=constraint,
+                                      role_of=role_of, radius_of=radius_of, orthogonalise=orthogonalise))
+
+    def update(self, p, g, state, group):
+        state["d"] = (1 - group["a"]) * state.get("d", torch.zeros_like(g)) + group["a"] * g
+        d, role = state["d"], group["role_of"](p)
+        radius = group["radius_of"](p)
+        if role == "spectral":  # the package scales the bfloat16 U V^T in bfloat16, then adds it in p's dtype
+            direction = group["orthogonalise"](d) * (d.shape[0] / d.shape[1]) ** 0.5 * radius
+        elif role == "sign":
+            direction = torch.sign(d) / d.shape[1] * radius
+        else:
+            direction = d / (torch.sqrt((d * d).mean()) + 1e-8) * radius
+        step = group["lr"] * direction.to(p.dtype)
+        if group["constraint"]:
+            return (1 - group["lr"]) * p - step
+        return p * (1 - group["lr"] * group["weight_decay"]) - step
