@@ -62,8 +62,8 @@ def test_unknown_option_with_a_user_folder_lists_the_users_options(bench_cli, ru
     assert "unknown task 'nosuch'" in line and "logreg_wine" in line
     assert nothing_written(runs_root)
     # without the folder, the user's option is unknown, and the message says where to add it
-    line = one_error_line(bench_cli("run", "optimizer=adamax", f"runs_root={runs_root}"))
-    assert "unknown optimizer 'adamax'" in line and "optimizer/adamax.yaml" in line
+    line = one_error_line(bench_cli("run", "task=logreg_wine", f"runs_root={runs_root}"))
+    assert "unknown task 'logreg_wine'" in line and "task/logreg_wine.yaml" in line
 
 
 def test_user_yaml_values_are_type_checked(bench_cli, runs_root, user_conf):
@@ -181,7 +181,7 @@ def test_multirun_with_a_bad_later_value_runs_nothing(bench_cli, runs_root):
 
 
 def test_sweep_over_classes_needs_a_yaml_per_class(bench_cli, runs_root):
-    line = one_error_line(bench_cli("run", "-m", "optimizer._target_=torch.optim.NAdam,torch.optim.RAdam",
+    line = one_error_line(bench_cli("run", "-m", "optimizer._target_=torch.optim.NAdam,torch.optim.Adam",
                                     "~optimizer.fused", f"runs_root={runs_root}"))
     assert "needs a name per class" in line and "--config-dir" in line
 

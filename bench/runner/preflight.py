@@ -18,6 +18,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Glob
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -33,6 +34,7 @@ from bench.config import (
     resolve_target,
     unknown_argument_message,
 )
+from bench.runner.sweepers import missing_plugin_message, sweeper_defaults, task_mode
 
 HYDRA_FLAGS = {"-m", "--multirun", "--cfg", "-c", "--info", "--resolve", "-p", "--package", "--help", "-h",
                "--hydra-help", "--version", "--run", "-r", "--shell-completion", "-sc", "--config-path", "-cp",
@@ -139,11 +141,17 @@ class _Sweep:
             if not ov.is_sweep_override():
                 self.fixed.append(ov.input_line)
                 values = [] if ov.is_delete() else [ov.get_value_element_as_str()]
-            elif not ov.is_discrete_sweep():
-                raise BenchError(f"{ov.input_line}: bench run -m takes lists of values (a,b,c or range()); "
-                                 "for a search over an interval use `bench tune`")
+            elif ov.is_interval_sweep():
+                # a sweeper (Optuna, Nevergrad) samples inside it: check both ends, as values
+                if bare in GROUPS:
+                    raise BenchError(f"{ov.input_line}: a config group takes a list of options, not an interval; "
+                                     f"e.g. {bare}=a,b or {bare}=glob(*)")
+                interval = ov.value()
+                ends = [int(v) if "int" in interval.tags else v for v in (interval.start, interval.end)]
+                self.values.append((bare, [f"{key}={v!r}" for v in ends]))
+                continue
             else:
-                values = list(ov.sweep_string_iterator())
+                values = self._enumerate(ov, bare, dirs)
                 lines = [f"{key}={v}" for v in values]
                 if bare in GROUPS or bare.endswith("._target_") or bare.startswith("hydra."):
                     self.structural.append(lines)
@@ -155,6 +163,23 @@ class _Sweep:
                         raise BenchError(f"unknown {bare} {value!r}; choose one of: {', '.join(choices(bare, dirs))} "
                                          f"(see `bench list {bare}s`, or add {bare}/{value}.yaml to a folder "
                                          "given with --config-dir)")
+
+    @staticmethod
+    def _enumerate(ov, bare: str, dirs: tuple[Path, ...]) -> list[str]:
+        """The values of a choice, range or glob sweep (tags aside). A glob picks among a config
+        group's options, as Hydra's basic sweeper expands it."""
+        if isinstance(ov.value(), Glob):
+            if bare not in GROUPS:
+                raise BenchError(f"{ov.input_line}: glob() picks options of a config group ({', '.join(GROUPS)}); "
+                                 f"for {bare} list the values: {bare}=a,b,c")
+            picked = ov.value().filter(choices(bare, dirs))
+            if not picked:
+                raise BenchError(f"{ov.input_line} matches no {bare}; choose among: {', '.join(choices(bare, dirs))}")
+            return picked
+        try:
+            return list(ov.sweep_string_iterator())
+        except HydraException as exc:  # a sweep Hydra's basic sweeper cannot enumerate either
+            raise BenchError(f"{ov.input_line}: {str(exc).splitlines()[0]}") from exc
 
     def combinations(self) -> list[list[str]]:
         """Overrides of each composition: every combination of the structural sweeps when there
@@ -216,7 +241,7 @@ def _composition_error(exc: HydraException, point: list[str], dirs: tuple[Path, 
     text = str(exc)
     first = text.splitlines()[0] if text else type(exc).__name__
     if isinstance(exc, MissingConfigException):
-        return first
+        return missing_plugin_message(text) or first
     if "Could not append to config. An item is already at '" in text:
         key = text.split("'")[1]
         return f"{key} is already set; drop the + (`{key}=…` changes it)"
@@ -302,6 +327,9 @@ def preflight(args: list[str], derive_names: bool = False) -> list[str]:
     searchpath = [f"hydra.searchpath=[{','.join(entries)}]"] if entries else []
     check_classes = not any(a in PRINT_ONLY for a in args)
     derived: dict[str, set[str]] = {"optimizer": set(), "task": set()}
+    sweeper_mode = task_mode if "-m" in args or "--multirun" in args else (lambda cfg: None)
+    modes: set[str | None] = set()
+    seed = None
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -330,6 +358,8 @@ def preflight(args: list[str], derive_names: bool = False) -> list[str]:
                             _check_arguments(cfg, group, point)
                 except BenchError as exc:
                     raise BenchError(prefix + str(exc)) from exc
+                modes.add(sweeper_mode(cfg))
+                seed = cfg.seed if seed is None else seed
                 for line, other in _value_configs(cfg, sweep):
                     try:
                         validate(other, dirs)
@@ -353,4 +383,4 @@ def preflight(args: list[str], derive_names: bool = False) -> list[str]:
             extra.append(f"++{group}.name={name}")
             print(f"note: {group}._target_={target}: stored as {group} {name!r} ({group}.name=… names it "
                   "otherwise)", file=sys.stderr)
-    return extra
+    return extra + sweeper_defaults(sweep.fixed, modes - {None}, seed)
