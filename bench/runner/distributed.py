@@ -17,6 +17,7 @@ Under a submitit job with several tasks per node, the rank comes from submitit's
 
 from __future__ import annotations
 
+import atexit
 import os
 import subprocess
 import sys
@@ -66,8 +67,9 @@ class World:
         return requested
 
     def close(self) -> None:
-        if self.size > 1 and dist.is_initialized():
-            dist.destroy_process_group()
+        """Nothing to do per run: the process group lives until the process exits (see
+        `init_world`), so the runs of a multirun under torchrun (`-m bench run -m ...`) share it;
+        a group destroyed and initialised again on torchrun's store hangs."""
 
     @property
     def _device(self) -> torch.device:
@@ -99,6 +101,7 @@ def init_world(device: str) -> World:
         torch.cuda.set_device(world.local_rank)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
+        atexit.register(dist.destroy_process_group)
     return world
 
 
