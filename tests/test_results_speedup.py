@@ -156,3 +156,21 @@ def test_report_shows_the_speedup(budgets_root):
     page = report.render_html(runs, board, pd.DataFrame(), [], "adamw", ["bench report"],
                               speedups=speedup.speedups(runs.table))
     assert "<h2>adamw-equivalent speed-up</h2>" in page and "<th>40 steps</th>" in page
+
+
+@pytest.mark.parametrize("preset,task", [("speedup_tiny", "llama_tiny"), ("speedup_llama", "llama")])
+def test_tune_presets_sweep_three_budgets(preset, task):
+    from bench.sweep.tune import parse_args
+
+    budget, fixed, axes = parse_args([f"preset={preset}", "trials=2"])
+    steps = next(axis for axis in axes if axis[0].startswith("steps="))
+    assert f"task={task}" in fixed and len(steps) >= speedup.MIN_BUDGETS and budget.trials == 2
+    assert any("optimizer=adamw" in axis for axis in axes)
+
+
+def test_unknown_tune_preset_is_one_line():
+    from bench import BenchError
+    from bench.sweep.tune import parse_args
+
+    with pytest.raises(BenchError, match="unknown tune preset 'nope'; presets: speedup_llama, speedup_tiny"):
+        parse_args(["preset=nope"])

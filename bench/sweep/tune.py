@@ -38,7 +38,8 @@ from bench.config import semantic_config
 from bench.results import stats
 from bench.runner import rundir
 from bench.runner.validate import validate
-from bench.sweep import auto_seeds, record, search as searching, select
+from bench.sweep import auto_seeds, presets, record, select
+from bench.sweep import search as searching
 from bench.sweep.launch import HydraSession, run_in_process
 from bench.sweep.plan import SEARCH_METHODS, Budget, Cell, Point, seed_cells, sweep_id
 from bench.sweep.space import parse_space
@@ -72,7 +73,7 @@ def parse_args(args: list[str]) -> tuple[Budget, list[str], list[list[str]]]:
     """(budget, fixed overrides, sweep axes) of a `bench tune` command line."""
     budget: dict[str, int | bool | str] = {}
     overrides = []
-    for arg in _config_dir_as_searchpath(args):
+    for arg in _config_dir_as_searchpath(presets.expand(args)):
         key, eq, value = arg.partition("=")
         if arg.startswith("-") or not eq:
             raise BenchError(f"bench tune takes key=value arguments, got {arg!r}; see `bench tune --help`")
