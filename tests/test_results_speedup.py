@@ -12,7 +12,7 @@ import pytest
 from scipy.optimize import curve_fit
 
 from bench.results import report, speedup
-from bench.results.calibration import monte_carlo_error
+from bench.results.calibration import monte_carlo_error, speedup_coverage
 from bench.results.speedup import PowerLaw, fit_power_law, speedup_ci
 from bench.results.store import load
 from bench.results.synthetic import write_run
@@ -70,28 +70,11 @@ def test_family_drops_only_the_budget(label, family):
     assert speedup.family_of(label) == family
 
 
-def _coverage(kind: str, n: int, base_sd: float, trials: int, rng: np.random.Generator) -> float:
-    """How often the printed interval covers the true speed-up 2 (an optimizer whose median loss at
-    D is the baseline's at 2D), seeds' spread 0.01; the baseline curve refitted each trial to
-    the medians of 6 baseline seeds per budget with spread `base_sd` (0: the curve is known)."""
-    noise = {"normal": rng.standard_normal, "t3": lambda s: rng.standard_t(3, s) / math.sqrt(3),
-             "lognormal": lambda s: np.expm1(0.5 * rng.standard_normal(s)) - np.expm1(0)}[kind]
-    covered = 0
-    for _ in range(trials):
-        base = TRUE.loss(BUDGETS)[:, None] + base_sd * rng.standard_normal((len(BUDGETS), 6))
-        law = fit_power_law(BUDGETS, np.median(base, axis=1)) if base_sd else TRUE
-        # every noise has median 0, so the optimizer's median loss is exactly the law's at 2D
-        losses = TRUE.loss(2 * 640.0) + 0.01 * noise(n)
-        e = speedup_ci(law, losses, 640.0)
-        covered += e.lo <= 2.0 <= e.hi
-    return covered / trials
-
-
 @pytest.mark.parametrize("kind", ["normal", "lognormal", "t3"])
 @pytest.mark.parametrize("n", [6, 10])
 def test_interval_covers_when_the_curve_is_known(kind, n):
     trials = 600
-    got = _coverage(kind, n, 0.0, trials, np.random.default_rng(n))
+    got = speedup_coverage(kind, n, 0.0, trials)
     assert got >= 0.95 - 3 * monte_carlo_error(0.95, trials), got
 
 
@@ -100,7 +83,7 @@ def test_interval_covers_with_the_curve_refitted_to_quieter_baseline_seeds(n):
     """The curve's own error is not in the interval: with the baseline's seed spread half the
     optimizer's it still covers (docs/STATISTICS.md gives the shortfall at equal spreads)."""
     trials = 600
-    got = _coverage("normal", n, 0.005, trials, np.random.default_rng(10 + n))
+    got = speedup_coverage("normal", n, 0.5, trials)
     assert got >= 0.95 - 3 * monte_carlo_error(0.95, trials), got
 
 

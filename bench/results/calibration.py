@@ -134,6 +134,33 @@ def power(kind: str, misses: bool, n: int, trials: int, shift: float = SPREAD, o
     return float(np.mean(found))
 
 
+#: the speed-up simulation: the baseline's true curve L(D) = 2·D^−0.5 + 1 at four budgets, and the
+#: optimizer's seed spread (about a tenth of the loss gained by doubling the data there)
+SPEEDUP_BUDGETS = (320.0, 640.0, 1280.0, 2560.0)
+SPEEDUP_SPREAD = 0.01
+
+
+def speedup_coverage(kind: str, n: int, base_ratio: float, trials: int, seed: int = 0) -> float:
+    """How often the printed AdamW-equivalent speed-up interval covers the true speed-up 2: the
+    optimizer's median loss at D = 640 is the curve's at 2D, its n seeds spread by SPEEDUP_SPREAD
+    with `kind`'s shape; the curve is refitted each trial to the medians of 6 baseline seeds per
+    budget whose spread is `base_ratio` times the optimizer's (0: the curve is known exactly)."""
+    from bench.results.speedup import PowerLaw, fit_power_law, speedup_ci
+
+    rng = np.random.default_rng([seed, n, KINDS.index(kind), int(base_ratio * 100)])
+    truth, budgets = PowerLaw(2.0, 0.5, 1.0), np.array(SPEEDUP_BUDGETS)
+    covered = 0
+    for _ in range(trials):
+        law = truth
+        if base_ratio:
+            base = truth.loss(budgets)[:, None] + base_ratio * SPEEDUP_SPREAD * rng.standard_normal((len(budgets), 6))
+            law = fit_power_law(budgets, np.median(base, axis=1))
+        noise = (draw(rng, kind, n, False) - true_median(kind, False)) / SPREAD  # median 0
+        e = speedup_ci(law, truth.loss(2 * 640.0) + SPEEDUP_SPREAD * noise, 640.0)
+        covered += bool(e.lo <= 2.0 <= e.hi)
+    return covered / trials
+
+
 def monte_carlo_error(p: float, trials: int) -> float:
     return math.sqrt(max(p * (1 - p), 1e-12) / trials)
 
@@ -142,7 +169,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=2000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[3, 5, 10, 20])
+    parser.add_argument("--speedup", action="store_true", help="the speed-up interval's coverage table instead")
     args = parser.parse_args(argv)
+    if args.speedup:
+        rows = [[kind, n, f"{ratio:g}", f"{speedup_coverage(kind, n, ratio, args.trials):.3f}"]
+                for kind in KINDS for n in args.seeds if n >= 6 for ratio in (0.0, 0.5, 1.0)]
+        print(f"{args.trials} trials per cell\n\n" + markdown(["data", "n", "baseline spread / optimizer's",
+                                                               "coverage of the speed-up interval"], rows))
+        return
     print(f"{args.trials} trials per cell; Monte-Carlo standard error of a 5% rate "
           f"{monte_carlo_error(0.05, args.trials):.4f}, of a 95% coverage the same")
     rows = []
