@@ -1,8 +1,8 @@
 """AdaMax (Kingma & Ba 2015, "Adam: A Method for Stochastic Optimization", Sec. 7.1, Algorithm 2):
 Adam with the infinity norm in place of the second moment. State: m and u, 8 bytes per fp32
 parameter. Written to match torch.optim.Adamax exactly (its eps guard, coupled L2 decay), which
-the parity test checks; ours because one compiled pass is ~4x faster than torch's foreach step
-on CPU (docs/BENCHMARKS.md).
+the parity test checks; ours because one compiled pass is several times faster than torch's foreach step
+on CPU (docs/OPTIMIZERS.md, Speed).
 
     g = g + weight_decay * p          (L2, as torch; the paper has no decay)
     m = beta1 m + (1 - beta1) g;  u = max(beta2 u, |g| + eps)

@@ -3,7 +3,7 @@ Adam whose adaptive step is switched on only once the variance of 1/sqrt(v) is t
 (rho_t > 5), and then scaled by the rectification term r_t; before that, momentum SGD.
 State: m and v, 8 bytes per fp32 parameter. Written to match torch.optim.RAdam with
 decoupled_weight_decay=True exactly (the parity test checks); ours because one compiled pass is
-several times faster than torch's foreach step on CPU (docs/BENCHMARKS.md).
+several times faster than torch's foreach step on CPU (docs/OPTIMIZERS.md, Speed).
 
     p = p * (1 - lr * weight_decay)
     m, v = Adam's moments;  rho_inf = 2 / (1 - beta2) - 1;  rho_t = rho_inf - 2 t beta2^t / (1 - beta2^t)
