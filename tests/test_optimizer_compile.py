@@ -1,13 +1,20 @@
-"""The compiled path of our element-wise optimizers equals their eager path, and a changing
-learning rate (a schedule) triggers no recompilation during training.
+"""What runs is what is recorded, and compiled kernels equal eager ones.
 
-Compiling costs 5-20 s per kernel on a CPU, so this module runs only with BENCH_SLOW=1:
+- Every optimizer, on CPU: the recorded `implementation` (fused / foreach / compiled / loop) is
+  the path that ran, checked by intercepting torch's `_fused_*`, `_multi_tensor_*` and
+  `_single_tensor_*` functions, and for our element-wise optimizers by the kernel they call.
+- Four representative kernels (Lion: sign; AdEMAMix: two momenta; Schedule-Free AdamW: an
+  interpolated iterate and a begin-of-step hook; LAMB: a per-tensor trust ratio) with compilation
+  forced: compiled equals eager, and a changing learning rate (a schedule) triggers no
+  recompilation. Compiling costs seconds per kernel on a CPU, so every other element-wise
+  optimizer runs only with BENCH_SLOW=1:
 
     BENCH_SLOW=1 .venv/bin/python -m pytest tests/test_optimizer_compile.py -q
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 
 import pytest
@@ -17,10 +24,11 @@ from torch import nn
 from torch._dynamo.utils import counters
 
 from bench.config import choices, option_defaults
-from bench.optimizers import build_optimizer
+from bench.optimizers import build_optimizer, implementation
 from bench.optimizers.elementwise import ElementwiseOptimizer
 
-pytestmark = pytest.mark.skipif(not os.environ.get("BENCH_SLOW"), reason="compiles every kernel; set BENCH_SLOW=1")
+REPRESENTATIVE = ["lion", "ademamix", "schedulefree_adamw", "lamb"]
+PATHS = {"_fused_": "fused", "_multi_tensor_": "foreach", "_single_tensor_": "loop"}
 
 
 def ours_elementwise() -> list[str]:
@@ -30,9 +38,52 @@ def ours_elementwise() -> list[str]:
             if issubclass(get_class(option_defaults("optimizer", n)._target_), ElementwiseOptimizer)]
 
 
+def _kernels_ran(monkeypatch, optimizer) -> list[str]:
+    """Wrap torch's kernel functions in the modules of the optimizer (and of a wrapped base
+    optimizer, SAM's); returns the list the calls are recorded in."""
+    ran: list[str] = []
+    for opt in (optimizer, getattr(optimizer, "base", None)):
+        module = inspect.getmodule(type(opt).step) if opt is not None else None
+        if module is None or not module.__name__.startswith("torch.optim"):
+            continue
+        for name, fn in list(vars(module).items()):
+            path = next((p for prefix, p in PATHS.items() if name.startswith(prefix)), None)
+            if path is not None and callable(fn) and not name.endswith("_doc"):
+                monkeypatch.setattr(module, name, lambda *a, _fn=fn, _path=path, **k: (ran.append(_path), _fn(*a, **k))[1])
+    return ran
+
+
+@pytest.mark.parametrize("name", choices("optimizer"))
+def test_recorded_implementation_is_what_ran(name, monkeypatch):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
+    opt, caps = build_optimizer(option_defaults("optimizer", name), model, optimum=0.0)
+    recorded = implementation(opt)
+    assert recorded in ("fused", "foreach", "compiled", "loop")
+    ran = _kernels_ran(monkeypatch, opt)
+    x = torch.randn(5, 6)
+
+    def closure():
+        opt.zero_grad()
+        loss = model(x).square().mean()
+        loss.backward(create_graph=caps.needs_hvp)
+        return loss
+
+    closure()
+    opt.step(closure) if caps.needs_closure else opt.step()
+    if ran:  # torch's own step
+        assert set(ran) == {recorded}, f"{name} records {recorded} but ran {sorted(set(ran))}"
+    elif isinstance(opt, ElementwiseOptimizer):
+        eager = opt._fn is type(opt).kernel
+        assert recorded == ("loop" if eager else "compiled")
+    if name == "adafactor":  # torch chooses its per-tensor loop on CPU when foreach is left to it
+        assert recorded == "loop"
+
+
 def run(name: str, compile: bool) -> tuple[list[torch.Tensor], torch.optim.Optimizer, int]:
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(12, 16), nn.Tanh(), nn.Linear(16, 4)).double()
+    # two parameters of one shape: one graph to compile per kernel
+    model = nn.Sequential(nn.Linear(8, 8, bias=False), nn.Tanh(), nn.Linear(8, 8, bias=False)).double()
     opt, _ = build_optimizer(OmegaConf.merge(option_defaults("optimizer", name), {"compile": compile}), model)
     graphs = counters["stats"]["unique_graphs"]
     data = torch.Generator().manual_seed(1)
@@ -40,13 +91,16 @@ def run(name: str, compile: bool) -> tuple[list[torch.Tensor], torch.optim.Optim
         for group in opt.param_groups:
             group["lr"] *= 0.9  # as a schedule would: must not recompile
         opt.zero_grad()
-        x = torch.randn(8, 12, generator=data, dtype=torch.float64)
+        x = torch.randn(4, 8, generator=data, dtype=torch.float64)
         model(x).square().mean().backward()
         opt.step()
     return [p.detach().clone() for p in model.parameters()], opt, counters["stats"]["unique_graphs"] - graphs
 
 
-@pytest.mark.parametrize("name", ours_elementwise())
+SLOW = pytest.mark.skipif(not os.environ.get("BENCH_SLOW"), reason="compiles a kernel; set BENCH_SLOW=1")
+
+
+@pytest.mark.parametrize("name", [n if n in REPRESENTATIVE else pytest.param(n, marks=SLOW) for n in ours_elementwise()])
 def test_compiled_equals_eager_without_recompiling(name):
     got, opt, new_graphs = run(name, compile=True)
     assert opt.implementation == "compiled" and opt.compile_time_s > 0
@@ -54,3 +108,7 @@ def test_compiled_equals_eager_without_recompiling(name):
     want, _, _ = run(name, compile=False)
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_the_representative_kernels_exist():
+    assert set(REPRESENTATIVE) <= set(ours_elementwise())

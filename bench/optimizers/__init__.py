@@ -80,13 +80,21 @@ def state_bytes(optimizer: torch.optim.Optimizer) -> int:
 
 def implementation(optimizer: torch.optim.Optimizer) -> str:
     """Which code path the step uses (fused / compiled / foreach / loop): a fair time comparison
-    needs comparable implementation quality, so every run records it."""
+    needs comparable implementation quality, so every run records it. For torch's optimizers it
+    is what torch will run, not what the settings hint: `foreach=None` lets torch choose, and it
+    chooses its per-tensor loop unless every parameter is on a GPU."""
     declared = getattr(optimizer, "implementation", None)
     if isinstance(declared, str):
         return declared
-    defaults = optimizer.defaults
-    if defaults.get("fused"):
+    group = optimizer.param_groups[0] if optimizer.param_groups else optimizer.defaults
+    if group.get("fused"):
         return "fused"
-    if defaults.get("foreach") or (defaults.get("foreach") is None and "foreach" in defaults):
-        return "foreach"
-    return "loop"
+    if "foreach" not in group:
+        return "loop"
+    foreach = group["foreach"]
+    if foreach is None:
+        from torch.optim.optimizer import _default_to_fused_or_foreach
+
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        _, foreach = _default_to_fused_or_foreach(params, bool(group.get("differentiable")), use_fused=False)
+    return "foreach" if foreach else "loop"
