@@ -12,7 +12,7 @@ from bench.experiments.claims import STATS_MARK, write_section
 from bench.experiments.common import VERDICTS
 from bench.experiments.verdicts import ci
 
-PRESETS = ["edge_of_stability", "large_step_logreg", "schedule_free", "lion_memory", "reality_check"]
+PRESETS = ["edge_of_stability", "large_step_logreg", "schedule_free", "lion_memory", "reality_check", "search_method"]
 
 
 def test_every_preset_has_a_spec_and_a_module():

@@ -10,14 +10,18 @@ fresh seeds. Those fresh seeds are what every comparison uses:
   (`methods[0]`), all of them one Holm family: whether the search method changed what the
   optimizer reaches.
 
+A control separates the method from luck: the reference method again with another seed for its
+search (`control_seed`; for Sobol another scramble), judged the same way. Where it moves as many
+verdicts as the other method does, the tuning budget is too small for any one search to settle
+them, whichever method runs it. The claim's verdict rests on the methods; the control is reported
+beside them.
+
 The sweeps' manifests (runs/.sweeps/<id>/manifest.json) hold every trial's score and the seeds'
-final values; their ids are recomputed here exactly as `bench tune` computes them.
+final values; each is found by the `bench tune` command it records.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import itertools
 import json
 import math
@@ -39,35 +43,35 @@ class Tuned:
     trials: list[float]  # the search trials' final metric in trial order, lower is better, +inf for a miss
 
 
-def _args(spec, task: str, method: str) -> list[str]:
+def variants(spec) -> list[tuple[str, str, int]]:
+    """(label, search method, search seed) of every sweep per task: the methods, then the control."""
+    out = [(str(m), str(m), int(spec.search_seed)) for m in spec.methods]
+    if spec.get("control_seed") is not None:
+        out.append((f"{spec.methods[0]} (search_seed={spec.control_seed})", str(spec.methods[0]), int(spec.control_seed)))
+    return out
+
+
+def _args(spec, task: str, method: str, search_seed: int) -> list[str]:
     return [*spec.tasks[task], f"optimizer={','.join(spec.optimizers)}", f"trials={spec.trials}",
-            f"seeds={spec.seeds}", f"search_seed={spec.search_seed}", f"search={method}"]
+            f"seeds={spec.seeds}", f"search_seed={search_seed}", f"search={method}"]
 
 
 def sweep(exp: Experiment) -> None:
-    for task in exp.spec.tasks:
-        for method in exp.spec.methods:
-            exp.tune(_args(exp.spec, task, method))
+    for task in exp.spec.run:
+        for _, method, search_seed in variants(exp.spec):
+            exp.tune(_args(exp.spec, task, method, search_seed))
 
 
 def manifest(exp: Experiment, args: list[str]) -> dict | None:
-    """The manifest of the sweep `exp.tune(args)` ran (None if it never ran): its id planned the
-    way `bench tune` plans it, from the same overrides."""
-    from bench.sweep import tune
-    from bench.sweep.launch import HydraSession
-    from bench.sweep.plan import sweep_id
-
-    budget, fixed, axes = tune.parse_args([*exp.base_overrides(), *args])
-    session = HydraSession(fixed)
-    try:
-        points = tune.plan_points(session, fixed, axes)
-        with contextlib.redirect_stderr(io.StringIO()):  # the sweep printed its warnings when it ran
-            budget = tune.resolve_budget(budget, points, tune.tasks_of(points))
-        sid = sweep_id(points, budget)
-    finally:
-        session.close()
-    path = exp.runs_root / ".sweeps" / sid / "manifest.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    """The manifest of the sweep `exp.tune(args)` ran, found by the command it records (None if
+    it never ran); where an earlier spec left one with the same command, the latest."""
+    command = "bench tune " + " ".join([*exp.base_overrides(), *args])
+    found = []
+    for path in (exp.runs_root / ".sweeps").glob("tune-*/manifest.json"):
+        data = json.loads(path.read_text())
+        if data.get("command") == command:
+            found.append(data)
+    return max(found, key=lambda d: d.get("updated_at", 0), default=None)
 
 
 def _loss(value: float | None, mode: str) -> float:
@@ -114,10 +118,12 @@ def same(a: stats.Comparison, b: stats.Comparison) -> bool:
     return a.verdict == b.verdict and a.verdict != "n too small"
 
 
-def judge(results: dict[tuple[str, str], dict[str, Tuned]], methods: list[str]) -> Judgement:
-    """`results`: (task, method) -> optimizer -> Tuned. Reproduced where every pair's verdict is
-    the same under every method; not reproduced where one reverses (better under one, worse under
-    another) or none agrees; partly otherwise."""
+def judge(results: dict[tuple[str, str], dict[str, Tuned]], methods: list[str],
+          decisive: list[str] | None = None) -> Judgement:
+    """`results`: (task, label) -> optimizer -> Tuned, `methods` the labels (the reference first).
+    Reproduced where every pair's verdict is the same under the reference and every `decisive`
+    label (default: all the others); not reproduced where one reverses (better under one, worse
+    under another) or none agrees; partly otherwise."""
     pairs = {}
     for key, tuned in results.items():
         names = list(tuned)
@@ -137,7 +143,8 @@ def judge(results: dict[tuple[str, str], dict[str, Tuned]], methods: list[str]) 
     found = stats.compare_family(labels, [(a, b) for a, b, _ in keys]) if keys else []
     effect = {key: c for (_, _, key), c in zip(keys, found, strict=True)}
     judgement = Judgement(pairs, effect, VERDICTS[2])
-    rows = [row for other in methods[1:] for row in judgement.agreement(reference, other)]
+    rows = [row for other in (methods[1:] if decisive is None else decisive)
+            for row in judgement.agreement(reference, other)]
     agreeing = sum(same(a, b) for _, a, b in rows)
     reversed_ = any({a.verdict, b.verdict} == {"better", "worse"} for _, a, b in rows)
     if rows and agreeing == len(rows):
@@ -165,39 +172,47 @@ def _verdict(c: stats.Comparison) -> str:
     return judged(c, {"better": f"{c.a} **better**", "worse": f"{c.a} **worse**"})
 
 
+def _reversed(a: stats.Comparison, b: stats.Comparison) -> bool:
+    return {a.verdict, b.verdict} == {"better", "worse"}
+
+
 def analyse(exp: Experiment) -> Finding:
     spec = exp.spec
-    methods, tasks = list(spec.methods), list(spec.tasks)
+    tasks, runs = list(spec.run), variants(spec)
+    labels = [label for label, _, _ in runs]
     results = {}
     for task in tasks:
-        for method in methods:
-            data = manifest(exp, _args(spec, task, method))
+        for label, method, search_seed in runs:
+            data = manifest(exp, _args(spec, task, method, search_seed))
             if data is not None:
-                results[(task, method)] = tuned_from(data, spec.seeds)
-    judgement = judge(results, methods)
-    reference = methods[0]
-    body = [_tuned_table(spec, results, judgement, methods), "",
+                results[(task, label)] = tuned_from(data, spec.seeds)
+    judgement = judge(results, labels, decisive=list(spec.methods[1:]))
+    reference = labels[0]
+    body = [_tuned_table(spec, results, judgement, labels), "",
             f"Each cell: the winner's {spec.seeds} fresh seeds, median [95% order-statistic interval] of the final "
-            f"metric (lower is better), and the optimizer's rank in its (task, method) sweep (1 + how many optimizers "
-            f"beat it significantly). Every method had {spec.trials} trials per optimizer (`bench tune trials="
-            f"{spec.trials} search=...`); TPE's first {_startup(spec.trials)} are Optuna's random startup draws.", ""]
+            f"metric (lower is better), and the optimizer's rank in its (task, search) sweep (1 + how many optimizers "
+            f"beat it significantly). Every search had {spec.trials} trials per optimizer (`bench tune trials="
+            f"{spec.trials} search=...`); TPE's first {_startup(spec.trials)} are Optuna's random startup draws."
+            + (f" `{labels[-1]}` is the control: {reference} again, searching with another seed." if
+               len(labels) > len(spec.methods) else ""), ""]
     effects = list(judgement.effect.values())
-    body.append(family_note(exp, effects, f"each optimizer tuned by another method vs by {reference}", spec.seeds))
-    body += ["", _pairs_table(judgement, methods), ""]
+    body.append(family_note(exp, effects, f"each optimizer searched otherwise vs by {reference}", spec.seeds))
+    body += ["", _pairs_table(judgement, labels), ""]
     body.append(_pairs_note(exp, judgement))
-    rows = [row for other in methods[1:] for row in judgement.agreement(reference, other)]
-    agreeing = sum(same(a, b) for _, a, b in rows)
-    moved = sum(c.verdict in ("better", "worse") for c in effects)
-    unchanged_ranks = sum(ranks(judgement.pairs[(t, reference)]) == ranks(judgement.pairs[(t, m)])
-                          for t in tasks for m in methods[1:] if (t, reference) in judgement.pairs
-                          and (t, m) in judgement.pairs)
-    summary = (f"Of {len(rows)} pairwise verdicts between optimizers ({len(tasks)} tasks), "
-               f"{' and '.join(methods[1:])} gave the same as {reference} in {agreeing}"
-               f" (n={spec.seeds} fresh seeds per side, {spec.trials} trials per optimizer and method); the ranks "
-               f"were identical on {unchanged_ranks} of {len(tasks) * (len(methods) - 1)} tasks, and the search method "
-               f"changed an optimizer's tuned result significantly in {moved} of {len(effects)} cases "
-               f"(one Holm family of exact rank tests).")
-    figures = [exp.save(plot(exp, results, tasks, methods), "budget-curves")]
+    parts = []
+    for other in labels[1:]:
+        rows = judgement.agreement(reference, other)
+        agreeing, flips = sum(same(a, b) for _, a, b in rows), sum(_reversed(a, b) for _, a, b in rows)
+        moved = [c for (_, _, m), c in judgement.effect.items() if m == other]
+        ranks_kept = sum(ranks(judgement.pairs[(t, reference)]) == ranks(judgement.pairs[(t, other)])
+                         for t in tasks if (t, reference) in judgement.pairs and (t, other) in judgement.pairs)
+        parts.append(f"{other} gave the same verdict as {reference} in {agreeing} of {len(rows)} pairs ({flips} "
+                     f"reversed), the same ranks on {ranks_kept} of {len(tasks)} tasks, and a significantly different "
+                     f"tuned result for {sum(c.verdict in ('better', 'worse') for c in moved)} of {len(moved)} "
+                     f"optimizers")
+    summary = (f"{'; '.join(parts)} (n={spec.seeds} fresh seeds per side, {spec.trials} trials per optimizer and "
+               f"search, {len(tasks)} task(s); exact rank tests, Holm families).")
+    figures = [exp.save(plot(exp, results, tasks, labels), "budget-curves")]
     return Finding(judgement.verdict, summary, "\n".join(body), figures)
 
 
@@ -230,7 +245,7 @@ def _tuned_table(spec, results, judgement: Judgement, methods: list[str]) -> str
     header = ["task", "optimizer", *(f"{m}: fresh seeds (rank)" for m in methods),
               *(f"{m} vs {reference}" for m in methods[1:])]
     rows = []
-    for task in spec.tasks:
+    for task in spec.run:
         rank = {m: ranks(judgement.pairs.get((task, m), [])) for m in methods}
         for name in spec.optimizers:
             cells = []
@@ -248,10 +263,10 @@ def _pairs_table(judgement: Judgement, methods: list[str]) -> str:
     rows = []
     for other in methods[1:]:
         for task, a, b in judgement.agreement(reference, other):
-            change = ("same" if same(a, b) else "**reversed**" if {a.verdict, b.verdict} == {"better", "worse"}
+            change = ("same" if same(a, b) else "**reversed**" if _reversed(a, b)
                       else "undecided" if "n too small" in (a.verdict, b.verdict) else "**changed**")
             rows.append([task, f"{a.a} vs {a.b}", _verdict(a), f"{other}: {_verdict(b)}", change])
-    return markdown(["task", "pair", reference, "other method", "verdict"], rows)
+    return markdown(["task", "pair", reference, "other search", "verdict"], rows)
 
 
 def best_so_far(losses: list[float]) -> list[float]:
@@ -283,7 +298,7 @@ def plot(exp: Experiment, results, tasks: list[str], methods: list[str]):
                 positive &= all(v > 0 for v in curve if not math.isnan(v))
                 ax.plot(range(1, len(curve) + 1), curve, marker=".", color=colour[name], label=name)
             metric = next((t.metric for t in tuned.values()), "")
-            ax.set(title=f"{task}: search={method}", xlabel="trials so far", ylabel=f"best {metric}")
+            ax.set(title=f"{task}: {method}", xlabel="trials so far", ylabel=f"best {metric}")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
         for ax in row:
