@@ -30,7 +30,7 @@ def test_every_optimizer_composes_and_builds(name):
     cfg = composed(f"optimizer={name}")
     assert cfg.optimizer.name == name
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
-    optimizer, _ = build_optimizer(cfg.optimizer, model)
+    optimizer, _ = build_optimizer(cfg.optimizer, model, optimum=0.0)  # f*, for those that need one (sps)
     assert isinstance(optimizer, torch.optim.Optimizer)
 
 
