@@ -199,6 +199,10 @@ def analyse(exp: Experiment) -> Finding:
     body.append(family_note(exp, effects, f"each optimizer searched otherwise vs by {reference}", spec.seeds))
     body += ["", _pairs_table(judgement, labels), ""]
     body.append(_pairs_note(exp, judgement))
+    if len(labels) > len(spec.methods):
+        body += ["", f"How to read it: a verdict that moves under `{labels[-1]}` as well as under another method "
+                     f"is not settled by any single search of {spec.trials} trials, whichever method runs it; only "
+                     f"changes beyond the control's are the method's own."]
     parts = []
     for other in labels[1:]:
         rows = judgement.agreement(reference, other)
