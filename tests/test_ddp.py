@@ -6,7 +6,6 @@ a rank that crashes ends the run as failed within the test's 120 s (no hang)."""
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path

@@ -34,3 +34,37 @@ class Clock:
             return self.elapsed
         self._sync()
         return self.elapsed + time.perf_counter() - self._started
+
+
+# Peak memory of one run. On CUDA the allocator's peak, reset when the run starts. On CPU the
+# process's resident-set high-water mark (VmHWM), which Linux resets when "5" is written to
+# /proc/self/clear_refs: so a run in an in-process sweep does not inherit the peak of the runs
+# before it. Where that file cannot be written (not Linux, a locked-down kernel), the figure is
+# the process-wide peak (ru_maxrss) and `per_run` says so.
+
+def reset_peak_memory(device: torch.device) -> bool:
+    """Start a per-run peak; returns whether the figure read afterwards is this run's own."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return True
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB; process-wide

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import resource
 import sys
 import time
 from dataclasses import asdict
@@ -42,11 +41,10 @@ if TYPE_CHECKING:
 
 
 def peak_memory_bytes(device: torch.device) -> int:
-    import torch
+    """This run's peak (reset when it starts; see runner/clock.py)."""
+    from bench.runner.clock import peak_memory_bytes as peak
 
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device)
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB; process-wide
+    return peak(device)
 
 
 def _hydra_overrides() -> list[str] | None:
@@ -204,8 +202,6 @@ def _record_build_failure(cfg, rid: str, run_dir: Path, device, error: str, writ
 
 def _run(cfg, rid, run_dir: Path, world: World, device, sweep: bool, task, model, optimizer, caps, scheduler,
          schedule) -> dict:
-    import torch
-
     from bench.optimizers import implementation, state_bytes
     from bench.runner.checkpoint import Checkpointer, seed_everything
     from bench.runner.interrupts import Interrupts
@@ -232,8 +228,9 @@ def _run(cfg, rid, run_dir: Path, world: World, device, sweep: bool, task, model
         # an earlier attempt's curve: all of it, or what it logged after the checkpoint
         rundir.trim_metrics(run_dir / "metrics.jsonl", resume["step"] if resume else None)
         sinks = make_sinks(cfg.logger.sinks, run_dir, rid, cfg.steps, cfg.progress, cfg.logger, resolved)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    from bench.runner.clock import reset_peak_memory
+
+    reset_peak_memory(device)  # peak_mem_bytes is this run's, not the process's so far
     summary: dict[str, Any] = {**_header(cfg, rid, task.metric, task.mode, task.optimum),
                                "implementation": implementation(optimizer), "started_at": time.time(),
                                # one-time kernel compilation in the constructor, off the training clock
