@@ -91,7 +91,7 @@ class SophiaH(torch.optim.Optimizer):
             probes = [torch.randn_like(p) for p in params]
             with torch.enable_grad():
                 hvps = torch.autograd.grad([p.grad for p in params], params, grad_outputs=probes)
-            for p, u, hu in zip(params, probes, hvps):
+            for p, u, hu in zip(params, probes, hvps, strict=True):
                 b2 = self._group(p)["betas"][1]
                 state = self.state[p]
                 state["h"] = b2 * state.get("h", torch.zeros_like(p)) + (1 - b2) * u * hu
@@ -155,7 +155,7 @@ class Kron(Twin):
         qs = state["Q"]
         if matrix and self.balance:
             norms = torch.stack([q.abs().max() for q in qs])
-            qs = [q * (norms.prod() ** 0.5 / n) for q, n in zip(qs, norms)]
+            qs = [q * (norms.prod() ** 0.5 / n) for q, n in zip(qs, norms, strict=True)]
         if self.refresh:
             v = torch.randn_like(m_hat)
             qs = self._refresh_matrix(qs, m_hat, v, group["lr_p"]) if matrix else self._refresh_vector(qs, m_hat, v,
@@ -177,7 +177,7 @@ class Kron(Twin):
 
         b = right_solve(right_solve(v.T, q1).T, q2)
         new = []
-        for q, (t1, t2) in zip(qs, [(a @ a.T, b @ b.T), (a.T @ a, b.T @ b)]):
+        for q, (t1, t2) in zip(qs, [(a @ a.T, b @ b.T), (a.T @ a, b.T @ b)], strict=True):
             step = torch.triu(lr_p * (t1 - t2)) / (spectral_norm_lower_bound(t1 + t2) + TINY_BF16)
             new.append(q - step @ q)
         return new

@@ -14,8 +14,9 @@ on G~ itself rather than on A = G~ G~^T: forming A squares the condition number,
 A singular value s grows by 1.5x per step while small, so the steps needed grow with
 log(||G~||_F / s_min); rather than a fixed count the loop stops once the residual
 ||P - X^T X||_F / sqrt(rank) (P the projector the polar factor must reach) is below `ns_tol`, then
-takes one more step (convergence is quadratic there), or when the residual stops falling (rounding
-floor), or after `ns_steps`. Row-centring puts the all-ones vector 1 in G~'s null space (G~ 1 = 0);
+takes one more step (convergence is quadratic there), or when the residual stops falling (the
+rounding floor: on a rank-deficient gradient, the point past which rounding noise in its null space
+would grow into whitened directions), or after `ns_steps`. Row-centring puts the all-ones vector 1 in G~'s null space (G~ 1 = 0);
 rounding noise along it would grow 1.5x per step into a spurious unit direction, so every step
 projects it out again. The parity test checks the result against an eigendecomposition twin;
 `python -m bench.optimizers.swan_accuracy` measures error and time per setting (docs/BENCHMARKS.md).
