@@ -13,13 +13,14 @@ on G~ itself rather than on A = G~ G~^T: forming A squares the condition number,
 1024x1024 layers have cond(A) ~ 1e10, beyond float32, where an A^(-1/2) iteration stalls at ~2% error.
 A singular value s grows by 1.5x per step while small, so the steps needed grow with
 log(||G~||_F / s_min); rather than a fixed count the loop stops once the residual
-||P - X X^T||_F / sqrt(rank) on the smaller gram (P the projector the polar factor must reach) is below `ns_tol`, then
-takes one more step (convergence is quadratic there), or when the residual stops falling (the
-rounding floor: on a rank-deficient gradient, the point past which rounding noise in its null space
-would grow into whitened directions), or after `ns_steps`. Row-centring puts the all-ones vector 1
-in G~'s null space (G~ 1 = 0); rounding noise along it would grow 1.5x per step into a spurious unit
-direction, so every step projects it out again. The parity test checks the result against an eigendecomposition twin;
-`python -m bench.optimizers.swan_accuracy` measures error and time per setting (docs/BENCHMARKS.md).
+||P - X X^T||_F / sqrt(rank) on the smaller gram (P the projector the polar factor must reach) is
+below `ns_tol`, then takes one more step (convergence is quadratic there), or when the residual
+stops falling (the rounding floor: on a rank-deficient gradient, the point past which rounding noise
+in its null space would grow into whitened directions), or after `ns_steps`. Row-centring puts the
+all-ones vector 1 in G~'s null space (G~ 1 = 0); rounding noise along it would grow 1.5x per step
+into a spurious unit direction, so every step projects it out again. The parity test checks the
+result against an eigendecomposition twin; `python -m bench.optimizers.swan_accuracy` measures
+error and time per setting (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
