@@ -63,7 +63,7 @@ def test_parallel_preset_selects_joblib_with_one_worker_per_core():
     session = HydraSession(["launcher=parallel"])
     try:
         assert not session.in_process and session.launcher_name == "joblib"
-        assert session.master.hydra.launcher.n_jobs == os.cpu_count()  # no GPUs here
+        assert session.master.hydra.launcher.n_jobs == len(os.sched_getaffinity(0))  # no GPUs here: one per core
     finally:
         session.close()
 
@@ -80,3 +80,48 @@ def test_tune_with_the_parallel_launcher(bench_cli, runs_root):
     again = bench_cli("tune", "optimizer=sgd,adam", "task=logreg", "steps=20", "trials=2", "seeds=1",
                       f"runs_root={runs_root}")  # in process now: same sweep, nothing left to run
     assert "6 cells: 6 done, 0 resumed, 0 to run" in again.output
+
+
+def test_trials_per_gpu_slots_are_exclusive_per_gpu_and_slot(tmp_path):
+    from bench.runner.devices import gpu_slots
+
+    slots = gpu_slots(FAKE_GPUS, 2)
+    assert [d for d, _ in slots] == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]  # spread before doubling up
+    held = [claim(slots, tmp_path, timeout_s=0) for _ in range(4)]
+    assert sorted(h.device for h in held) == ["cuda:0", "cuda:0", "cuda:1", "cuda:1"]
+    assert claim(slots, tmp_path, timeout_s=0.1) is None  # 2 GPUs x 2 slots, all taken
+    held[0].release()
+    again = claim(slots, tmp_path, timeout_s=0)
+    assert again.name == held[0].name  # the freed (GPU, slot), no other
+    for slot in (*held[1:], again):
+        slot.release()
+
+
+def test_parallel_preset_takes_trials_per_gpu():
+    from bench.runner.devices import parallel_jobs
+    from bench.sweep.launch import HydraSession
+
+    session = HydraSession(["launcher=parallel", "distributed.trials_per_gpu=4"])
+    try:
+        assert session.master.distributed.trials_per_gpu == 4
+        assert session.master.hydra.launcher.n_jobs == parallel_jobs(4) == len(os.sched_getaffinity(0))  # no GPUs
+    finally:
+        session.close()
+
+
+def test_cpu_trials_claim_a_core_each(monkeypatch, tmp_path):
+    import torch
+
+    from bench.runner import devices
+
+    monkeypatch.setattr(devices, "lock_directory", lambda: tmp_path)
+    monkeypatch.setattr(os, "sched_setaffinity", lambda pid, cores: pinned.append(cores))
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: threads.append(n))
+    pinned, threads = [], []
+    cores = sorted(os.sched_getaffinity(0))
+    held = [devices.place("auto", distributed=False, per_device=1) for _ in cores]
+    assert [d for d, _ in held] == ["cpu"] * len(cores)
+    assert pinned == [{c} for c in cores] and threads == [1] * len(cores)  # one core and one thread each
+    assert devices.place("auto", distributed=False, per_device=None) == ("auto", None)  # not under launcher=parallel
+    for _, slot in held:
+        slot.release()

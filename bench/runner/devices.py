@@ -1,10 +1,14 @@
-"""One GPU per trial when parallel trials share a multi-GPU node.
+"""Device slots for parallel trials on one node: k trials per GPU, or one per CPU core.
 
-With `launcher=parallel` on a node with G GPUs, G worker processes run trials side by side. A
-trial with `device=auto` claims a device slot: an exclusive flock on one lock file per GPU in a
-per-machine directory, held until the run ends. The kernel drops the lock when the process dies,
-so a crashed trial frees its GPU. Slots, not job numbers, decide the device: job k and job k+G
-need not run at the same time, but two trials holding slots always do, so no GPU is shared.
+With `launcher=parallel` on a node with G GPUs, G x k worker processes run trials side by side,
+k = `distributed.trials_per_gpu` (default 1; small tasks leave a GPU mostly idle, so several
+share one). A trial with `device=auto` claims a slot: an exclusive flock on one lock file per
+(GPU, slot) in a per-machine directory, held until the run ends. Slots are handed out slot 0 of
+every GPU first, so trials spread over the GPUs before they double up. The kernel drops the lock
+when the process dies, so a crashed trial frees its slot. Slots, not job numbers, decide the
+device: job k and job k+G need not run at the same time, but two trials holding slots always do.
+Without GPUs the same mechanism gives one trial per CPU core: the trial's process is pinned to
+its core and uses one torch thread.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ from omegaconf import OmegaConf
 
 
 class DeviceSlot:
-    def __init__(self, device: str, fd: int):
-        self.device, self._fd = device, fd
+    def __init__(self, device: str, fd: int, name: str = ""):
+        self.device, self._fd, self.name = device, fd, name
 
     def release(self) -> None:
         if self._fd is not None:
@@ -60,10 +64,28 @@ def claim(devices: list[tuple[str, str]], lock_dir: Path, timeout_s: float | Non
         for device, identity in devices:
             fd = _try_lock(lock_dir / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', identity)}.lock")
             if fd is not None:
-                return DeviceSlot(device, fd)
+                return DeviceSlot(device, fd, identity)
         if deadline is not None and time.monotonic() >= deadline:
             return None
         time.sleep(poll_s)
+
+
+def gpu_slots(gpus: list[tuple[str, str]], per_device: int) -> list[tuple[str, str]]:
+    """(device, lock name) for every (GPU, slot), slot 0 of every GPU first."""
+    return [(device, identity if k == 0 else f"{identity}-slot{k}") for k in range(per_device)
+            for device, identity in gpus]
+
+
+def _cpu_cores() -> list[tuple[str, str]]:
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    return [("cpu", f"cpu-core{c}") for c in cores]
+
+
+def _pin_to_core(lock_name: str) -> None:
+    core = int(lock_name.rsplit("core", 1)[1])
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {core})
+    torch.set_num_threads(1)
 
 
 def visible_gpus() -> list[tuple[str, str]]:
@@ -74,18 +96,33 @@ def visible_gpus() -> list[tuple[str, str]]:
     return out
 
 
-def place(requested: str, distributed: bool) -> tuple[str, DeviceSlot | None]:
-    """The device for one run: a claimed GPU slot when `device=auto` finds several GPUs (and the
-    run is not itself spread over them by DDP); otherwise the request as given."""
-    if requested != "auto" or distributed or torch.cuda.device_count() < 2:
+def place(requested: str, distributed: bool, per_device: int | None = None) -> tuple[str, DeviceSlot | None]:
+    """The device for one run: a claimed slot when `device=auto` and trials run side by side
+    (`per_device` is launcher=parallel's trials per GPU; None outside it) or on a multi-GPU node,
+    unless the run is itself spread over the GPUs by DDP; otherwise the request as given."""
+    if requested != "auto" or distributed:
         return requested, None
-    slot = claim(visible_gpus(), lock_directory())
-    return slot.device, slot
+    gpus = visible_gpus()
+    if gpus and (len(gpus) > 1 or (per_device or 1) > 1):
+        slot = claim(gpu_slots(gpus, per_device or 1), lock_directory())
+        return slot.device, slot
+    if not gpus and per_device is not None:  # launcher=parallel on CPUs: one trial per core
+        cores = _cpu_cores()
+        slot = claim(cores, lock_directory())
+        _pin_to_core(slot.name)
+        return slot.device, slot
+    return requested, None
 
 
-def parallel_jobs() -> int:
-    """Workers for `launcher=parallel`: one per GPU when there are GPUs, else one per CPU core."""
-    return torch.cuda.device_count() or os.cpu_count() or 1
+def parallel_jobs(per_device: int = 1) -> int:
+    """Workers for `launcher=parallel`: trials per GPU x GPUs when there are GPUs, else one per
+    CPU core."""
+    per_device = int(per_device)
+    if per_device < 1:
+        from bench import BenchError
+
+        raise BenchError(f"distributed.trials_per_gpu must be an integer >= 1, got {per_device}")
+    return torch.cuda.device_count() * per_device or len(_cpu_cores())
 
 
 if not OmegaConf.has_resolver("bench.jobs"):

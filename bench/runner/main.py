@@ -97,7 +97,8 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None, sweep: bool = T
         return distributed.launch(cfg, overrides if overrides is not None else _hydra_overrides(), existing)
 
     world = distributed.init_world(cfg.device)
-    requested, slot = devices.place(world.device(cfg.device), distributed=world.size > 1)
+    requested, slot = devices.place(world.device(cfg.device), distributed=world.size > 1,
+                                    per_device=cfg.distributed.get("trials_per_gpu"))  # launcher=parallel
     try:
         return _execute(cfg, rid, root, world, resolve_device(requested), sweep)
     finally:
