@@ -41,7 +41,7 @@ class SPS(torch.optim.Optimizer):
             return loss
         # one global norm over every parameter: the Polyak step is a property of the whole iterate
         grad_sq = float(torch.stack([torch.linalg.vector_norm(g).square() for g in grads]).sum())
-        gap = max(float(loss) - self.optimum, 0.0)
+        gap = max(float(global_mean(loss)) - self.optimum, 0.0)
         for group in self.param_groups:
             size = min(gap / (group["c"] * grad_sq), group["lr"]) if grad_sq > 0 else 0.0
             self.last_step_size = size
@@ -49,6 +49,17 @@ class SPS(torch.optim.Optimizer):
             if params and size > 0:
                 torch._foreach_add_(params, [p.grad for p in params], alpha=-size)
         return loss
+
+
+def global_mean(loss: torch.Tensor) -> torch.Tensor:
+    """The loss over the global batch. Under DDP each rank holds its shard's loss while the gradients
+    are already averaged over ranks: without this, ranks would take different Polyak steps and
+    their parameters would drift apart."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return loss
+    total = loss.detach().clone()
+    torch.distributed.all_reduce(total)
+    return total / torch.distributed.get_world_size()
 
 
 def tasks_with_optimum() -> list[str]:
