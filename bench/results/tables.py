@@ -203,7 +203,7 @@ def speedup_sections(speedups: pd.DataFrame, baseline: str = "adamw"):
                  f"floor {num(r['gamma'])}, 0: a miss; †: D_eff outside {baseline}'s budgets (extrapolated).",
                  "Interval: the seeds' order statistics mapped through the fitted curve (distribution-free for the "
                  f"median speed-up, from {stats.seeds_for_median()} seeds), the curve taken as known: its own seed "
-                 "noise is not in the interval (coverage simulated in tests/test_results_speedup.py)."]
+                 "noise is not in the interval, which covers only while that noise is small (docs/STATISTICS.md)."]
         yield title, pd.DataFrame(rows), lines
 
 
