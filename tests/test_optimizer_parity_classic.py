@@ -62,17 +62,19 @@ CASES = {
                          ref(po.Adan, lr=3e-3, betas=B3, eps=1e-7, weight_decay=0.1, weight_decouple=False)),
     "adopt-wd-betas": (ours(ADOPT, lr=3e-3, betas=B, eps=1e-5, weight_decay=0.1),
                        ref(po.ADOPT, lr=3e-3, betas=B, eps=1e-5, weight_decay=0.1, weight_decouple=True)),
-    # eps 1e-12: the two place eps before / after v's bias correction (docs/OPTIMIZERS.md)
-    "mars-wd-betas-1d": (ours(MARS, lr=3e-3, betas=B, gamma=0.05, eps=1e-12, weight_decay=0.1, lr_1d=1e-2,
+    # eps 1e-12: the two place eps before / after v's bias correction (docs/OPTIMIZERS.md); gamma 0.5
+    # makes ||c|| > 1 (the norm clip) on 70 of the 200 matrix steps
+    "mars-wd-betas-1d": (ours(MARS, lr=3e-3, betas=B, gamma=0.5, eps=1e-12, weight_decay=0.1, lr_1d=1e-2,
                               betas_1d=(0.85, 0.9), weight_decay_1d=0.05),
-                         ref(po.MARS, lr=3e-3, betas=B, gamma=0.05, eps=1e-12, weight_decay=0.1, lr_1d=1e-2,
+                         ref(po.MARS, lr=3e-3, betas=B, gamma=0.5, eps=1e-12, weight_decay=0.1, lr_1d=1e-2,
                              betas_1d=(0.85, 0.9), weight_decay_1d=0.05)),
     "signum-wd-momentum": (ours(Signum, lr=3e-3, momentum=0.8, weight_decay=0.1),
                            ref(po.SignSGD, lr=3e-3, momentum=0.8, weight_decay=0.1)),
     "signsgd-wd": (ours(SignSGD, lr=3e-3, weight_decay=0.1), ref(po.SignSGD, lr=3e-3, momentum=0.0, weight_decay=0.1)),
-    # f* = 0.05 (below every minibatch loss here) and a cap that binds on some steps
-    "sps-c-cap": (ref(SPS, optimum=0.05, lr=0.5, c=0.3), ref(twin.SPS, optimum=0.05, gamma_b=0.5, c=0.3)),
-    "sps-yaml": (yaml("sps", c=0.3, lr=0.5, optimum=0.05), ref(twin.SPS, optimum=0.05, gamma_b=0.5, c=0.3)),
+    # f* below every minibatch loss: 95 Polyak steps, 5 capped
+    "sps-c-cap": (ref(SPS, optimum=0.05, lr=5.0, c=0.5), ref(twin.SPS, optimum=0.05, gamma_b=5.0, c=0.5)),
+    # f* among the minibatch losses (0.41-0.89): 87 Polyak steps, 7 capped, 6 with the gap clamped at 0
+    "sps-yaml-clamped": (yaml("sps", c=0.4, lr=3.0, optimum=0.45), ref(twin.SPS, optimum=0.45, gamma_b=3.0, c=0.4)),
 }
 
 
