@@ -21,6 +21,7 @@ import torch
 
 from bench.optimizers import Capabilities
 from bench.results.names import canonical_keys
+from bench.results.order import better
 from bench.runner.checkpoint import Checkpointer
 from bench.runner.clock import Clock
 from bench.runner.interrupts import Interrupts
@@ -61,10 +62,6 @@ def _reached(value: float, target: float | None, mode: str) -> bool:
     if target is None or not math.isfinite(value):
         return False
     return value >= target if mode == "max" else value <= target
-
-
-def _better(a: float, b: float | None, mode: str) -> bool:
-    return b is None or (a > b if mode == "max" else a < b)
 
 
 def _next_event(step: int, s: LoopSettings) -> int:
@@ -176,7 +173,7 @@ class _Run:
             metrics["time/eval_s"] = self.eval_clock.stop()
             value = metrics.get(self.task.metric, math.nan)
             finite = math.isfinite(value)
-            if finite and _better(value, out.best, self.task.mode):
+            if finite and better(value, out.best, self.task.mode):
                 out.best = value
             if out.steps_to_target is None and _reached(value, s.target, self.task.mode):
                 out.steps_to_target, out.time_to_target_s = step, train_s
