@@ -312,13 +312,17 @@ def _tune(session: HydraSession, given: Budget, fixed: list[str], axes: list[lis
                 break
             _run_phase(session, pending, points, fixed, results, len(search) - len(pending), tried)
             _read(root, pending, results)
-            search = plan_search()
+            if budget.search == "tpe":  # the next trial of every chain that just finished one
+                search = plan_search()
         bests = _bests(points, search, results, budget)
         if bests is None:
             left = searching.planned_total(points, budget) - sum(record.settled(results.get(c.run_id)) for c in search)
             save()
-            print(f"{left} search runs did not finish (running elsewhere or failed to launch); "
-                  "run the same command again to finish the sweep", file=sys.stderr)
+            failed = sum((results.get(c.run_id) or {}).get("status") == "failed" for c in search)
+            why = (f"{failed} failed, and search=tpe proposes no trial past a failed one"
+                   if failed and budget.search == "tpe" else "running elsewhere or failed to launch")
+            print(f"{left} search runs did not finish ({why}); run the same command again to finish the sweep",
+                  file=sys.stderr)
             return 1
         for index in sorted(set(range(len(points))) - set(bests)):
             print(f"warning: {points[index].label}: no search run finished ok (all diverged or failed); no seeds phase",
