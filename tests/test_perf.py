@@ -58,3 +58,27 @@ def test_learning_rate_follows_the_schedule(bench_cli, tmp_path, schedule):
     multiplier = Constant() if schedule == "constant" else WarmupCosine()  # the yaml's defaults
     # the lr logged at step k is the one the next update uses: base lr x multiplier(k)
     assert [x["lr"] for x in lines] == pytest.approx([0.1 * multiplier(x["step"], 20) for x in lines])
+
+
+def test_perf_gpu_parts_run_at_a_tiny_size_on_cpu():
+    """`bench perf gpu` needs a GPU; its in-process parts run here at TINY so the script cannot
+    rot. The DDP smoke and trials-per-hour parts start subprocesses (torchrun, joblib workers):
+    their commands are checked here, and the mechanisms under them by test_ddp and test_parallel."""
+    from pathlib import Path
+
+    from bench.perf import gpu
+
+    report = gpu.run(("optimizers", "loop", "sharpness"), gpu.TINY, "cpu", echo=lambda line: None)
+    text = report.markdown(gpu.header("cpu", "bench perf gpu"))
+    assert "| lion |" in text and "| adamw |" in text and "| logreg |" in text
+    assert "Sharpness probe" in text and ": ok;" in text and "step 4:" in text
+    assert set(report.seconds) == {"optimizers", "loop", "sharpness"} and "torch " in text
+    ddp = gpu.ddp_command(gpu.GPU, "cuda", Path("/r"))
+    assert ddp[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1"] and "device=cuda" in ddp
+    trials = gpu.trials_command("llama_tiny", 4, 64, 100, Path("/r"))
+    assert {"launcher=parallel", "distributed.trials_per_gpu=4", "seed=range(0,64)", "task=llama_tiny"} <= set(trials)
+
+
+def test_perf_gpu_refuses_without_a_gpu(bench_cli):
+    res = bench_cli("perf", "gpu")
+    assert res.code == 2 and "needs a CUDA GPU" in res.stderr

@@ -91,3 +91,41 @@ def perf_optimizers(
         run_perf(chosen, width, layers, device, repeats, clock, threads or None, echo=typer.echo)
     except ValueError as exc:
         fail(str(exc))
+
+
+@perf_app.command("gpu", short_help="One GPU check: optimizer steps, loop overhead, LLaMA MFU, DDP, probe, trials/GPU.")
+def perf_gpu(
+    part: Optional[List[str]] = typer.Option(None, "--part", "-p", help="optimizers | loop | ddp | sharpness | trials "
+                                             "(repeatable; default: all)"),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="also write the markdown block to this file"),
+) -> None:
+    """Everything bench claims about GPUs, measured in one command (sized for ~5 minutes on one
+    H100/H200): element-wise optimizer steps as a fraction of copy bandwidth beside heavyball and
+    pytorch-optimizer; bench's loop vs a minimal loop on CIFAR ResNet-18 (bf16, channels_last,
+    eager and compiled) and LLaMA small/60m (tokens/s, MFU); a 1-GPU NCCL DDP run; the sharpness
+    probe; trials per hour at 1/2/4/8 trials per GPU. Prints a markdown block for docs/BENCHMARKS.md.
+
+    \b
+      bench perf gpu -o gpu.md
+      bench perf gpu -p trials        one part
+    """
+    from pathlib import Path
+
+    import torch
+
+    from bench.perf.gpu import GPU, PARTS, header, run
+
+    parts = tuple(part or PARTS)
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        fail(f"unknown part {unknown[0]!r}; choose from: {', '.join(PARTS)}")
+    if not torch.cuda.is_available():
+        fail("bench perf gpu needs a CUDA GPU (none is visible); run it on a GPU node")
+    if out is not None and Path(out).is_dir():
+        fail(f"--out {out} is a directory; give a file name")
+    report = guarded(run, parts, GPU, "cuda", typer.echo)
+    command = "bench perf gpu" + "".join(f" -p {p}" for p in part or ())
+    text = report.markdown(header("cuda", command))
+    typer.echo(text)
+    if out is not None:
+        Path(out).write_text(text + "\n")

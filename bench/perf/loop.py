@@ -131,18 +131,25 @@ def measure(name: str, extra: list[str], repeats: int, threads: int, clock: str 
     case = CASES.get(name)
     if case is None:
         raise BenchError(f"unknown perf loop case {name!r}; choose one of: {', '.join(CASES)}")
+    require_data([name], extra)
+    return compare(name, case.about, [*case.overrides, *extra], case.goal, repeats, threads, clock)
+
+
+def compare(name: str, about: str, overrides: list[str], goal: float, repeats: int, threads: int | None,
+            clock: str = "wall", on_result=None) -> Result:
+    """`measure` for any overrides (bench perf gpu's cases). `on_result(cfg, summary)` sees each
+    bench run's summary (tokens/s and MFU are in its last metrics)."""
     if clock not in CLOCKS:
         raise BenchError(f"unknown clock {clock!r}; use wall or cpu")
-    require_data([name], extra)
     now = CLOCKS[clock]
     saved = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(threads or saved)
     # bench's Clock reads `time.perf_counter` through its module's `time`: swap only that one
     patched = mock.patch.object(bench_clock, "time", types.SimpleNamespace(perf_counter=now))
     try:
         patched.start()
         with tempfile.TemporaryDirectory(prefix="bench-perf-") as tmp:
-            cfg = compose_config([*case.overrides, *extra, f"runs_root={tmp}", "force=true", "progress=off"])
+            cfg = compose_config([*overrides, f"runs_root={tmp}", "force=true", "progress=off"])
             if cfg.grad_clip:
                 raise BenchError("P1 compares the plain step; drop grad_clip")
             device = resolve_device(cfg.device)
@@ -151,12 +158,17 @@ def measure(name: str, extra: list[str], repeats: int, threads: int, clock: str 
             # process, and would otherwise be charged to whichever loop ran first
             bench_loop(cfg)
             minimal_loop(cfg, task, device, now)
-            result = Result(name, case.about, clock, cfg.steps, case.goal, [], [])
+            result = Result(name, about, clock, cfg.steps, goal, [], [])
             for i in range(repeats):
                 for side in ("bench", "minimal") if i % 2 == 0 else ("minimal", "bench"):
                     gc.collect()
-                    seconds = bench_loop(cfg)["train_time_s"] if side == "bench" else \
-                        minimal_loop(cfg, task, device, now)[0]
+                    if side == "bench":
+                        summary = bench_loop(cfg)
+                        seconds = summary["train_time_s"]
+                        if on_result is not None:
+                            on_result(cfg, summary)
+                    else:
+                        seconds = minimal_loop(cfg, task, device, now)[0]
                     getattr(result, side).append(seconds)
     finally:
         patched.stop()

@@ -82,7 +82,7 @@ def build_run(cfg: DictConfig, device: torch.device, world: World):
     distributed.wrap_model(task, model, device)  # DDP when the run is spread over processes
     optimum = getattr(task, "optimum", None)  # f*, for optimizers that need it (Polyak step size)
     optimizer, caps = _constructed(cfg, "optimizer", lambda: build_optimizer(cfg.optimizer, model, optimum))
-    if world.size > 1 and caps.needs_hvp:
+    if world.ddp and caps.needs_hvp:
         raise BenchError(f"optimizer {cfg.optimizer.name} needs Hessian-vector products, which distributed runs "
                          "do not support here; run it on one device")
     schedule = _constructed(cfg, "schedule", lambda: instantiate(cfg.schedule))

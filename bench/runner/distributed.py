@@ -37,6 +37,7 @@ class World:
     rank: int = 0
     size: int = 1
     local_rank: int = 0
+    ddp: bool = False  # a process group exists (started by torchrun, even with one process)
 
     @property
     def is_main(self) -> bool:
@@ -62,7 +63,7 @@ class World:
 
     def device(self, requested: str) -> str:
         """Each rank on its own GPU when there are GPUs; all on the CPU otherwise."""
-        if self.size > 1 and requested in ("auto", "cuda") and torch.cuda.is_available():
+        if self.ddp and requested in ("auto", "cuda") and torch.cuda.is_available():
             return f"cuda:{self.local_rank}"
         return requested
 
@@ -92,10 +93,11 @@ def init_world(device: str) -> World:
     """The process group this process belongs to (a world of one outside torchrun)."""
     if "WORLD_SIZE" not in os.environ and "SUBMITIT_EXECUTOR" in os.environ:
         _from_submitit()
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size <= 1:
+    if "WORLD_SIZE" not in os.environ:
         return World()
-    world = World(rank=int(os.environ["RANK"]), size=size, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    # under torchrun even a world of one runs DDP (`torchrun --nproc_per_node=1`: a 1-GPU NCCL check)
+    world = World(rank=int(os.environ["RANK"]), size=int(os.environ["WORLD_SIZE"]),
+                  local_rank=int(os.environ.get("LOCAL_RANK", "0")), ddp=True)
     use_cuda = world.device(device).startswith("cuda")
     if use_cuda:
         torch.cuda.set_device(world.local_rank)
@@ -182,7 +184,11 @@ class ShardedTask:
 
     def no_sync(self):
         """Backward passes inside accumulate gradients locally (no all-reduce): the warm-up,
-        whose gradients are discarded, and gradient accumulation."""
+        whose gradients are discarded. A task's own gradient accumulation (LLaMA's `grad_accum`)
+        back-propagates its first micro-batches inside the loss, that is inside DDP's forward,
+        where DDP's reducer does not yet expect gradients: they accumulate locally as under
+        no_sync, and the last micro-batch's backward all-reduces the sum (tested equal to one
+        process)."""
         return self._ddp.no_sync()
 
     def batches(self, start: int = 0) -> Iterator[Any]:
@@ -200,7 +206,7 @@ class ShardedTask:
 
 
 def shard_task(task, world: World):
-    return task if world.size == 1 else ShardedTask(task, world)
+    return ShardedTask(task, world) if world.ddp else task
 
 
 def wrap_model(task, model: torch.nn.Module, device: torch.device) -> None:
