@@ -118,6 +118,11 @@ def same(a: stats.Comparison, b: stats.Comparison) -> bool:
     return a.verdict == b.verdict and a.verdict != "n too small"
 
 
+def _reversed(a: stats.Comparison, b: stats.Comparison) -> bool:
+    """Significant both times, in opposite directions."""
+    return {a.verdict, b.verdict} == {"better", "worse"}
+
+
 def judge(results: dict[tuple[str, str], dict[str, Tuned]], methods: list[str],
           decisive: list[str] | None = None) -> Judgement:
     """`results`: (task, label) -> optimizer -> Tuned, `methods` the labels (the reference first).
@@ -146,7 +151,7 @@ def judge(results: dict[tuple[str, str], dict[str, Tuned]], methods: list[str],
     rows = [row for other in (methods[1:] if decisive is None else decisive)
             for row in judgement.agreement(reference, other)]
     agreeing = sum(same(a, b) for _, a, b in rows)
-    reversed_ = any({a.verdict, b.verdict} == {"better", "worse"} for _, a, b in rows)
+    reversed_ = any(_reversed(a, b) for _, a, b in rows)
     if rows and agreeing == len(rows):
         judgement.verdict = VERDICTS[0]
     elif agreeing and not reversed_:
@@ -170,10 +175,6 @@ def ranks(comparisons: list[stats.Comparison]) -> dict[str, int]:
 def _verdict(c: stats.Comparison) -> str:
     """A pair's verdict, read as "a is ... than b"."""
     return judged(c, {"better": f"{c.a} **better**", "worse": f"{c.a} **worse**"})
-
-
-def _reversed(a: stats.Comparison, b: stats.Comparison) -> bool:
-    return {a.verdict, b.verdict} == {"better", "worse"}
 
 
 def analyse(exp: Experiment) -> Finding:
