@@ -132,6 +132,10 @@ def speedups(runs: pd.DataFrame, baseline: str = "adamw", level: float = stats.L
 
     if runs.empty or "benchmark" not in runs:
         return pd.DataFrame()
+    base = runs[(runs["optimizer"] == baseline) & (runs["mode"] != "max")]
+    budgets_per_family = base.groupby(base["benchmark"].map(family_of))["benchmark"].nunique()
+    if budgets_per_family.empty or budgets_per_family.max() < MIN_BUDGETS:
+        return pd.DataFrame()  # no task with enough budgets: spare the tuned-best selection
     best = tuned(runs[runs["mode"] != "max"])
     if best.empty:
         return pd.DataFrame()
