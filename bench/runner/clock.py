@@ -40,7 +40,7 @@ class Clock:
 # process's resident-set high-water mark (VmHWM), which Linux resets when "5" is written to
 # /proc/self/clear_refs: so a run in an in-process sweep does not inherit the peak of the runs
 # before it. Where that file cannot be written (not Linux, a locked-down kernel), the figure is
-# the process-wide peak (ru_maxrss) and `per_run` says so.
+# the process-wide peak (ru_maxrss) and `reset_peak_memory` returns False.
 
 def reset_peak_memory(device: torch.device) -> bool:
     """Start a per-run peak; returns whether the figure read afterwards is this run's own."""
