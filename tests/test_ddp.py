@@ -100,7 +100,7 @@ def test_sigterm_checkpoints_and_two_ranks_resume(bench_cli, tmp_path, helper_ta
 
 def test_a_crashing_rank_fails_the_run_without_hanging(bench_cli, tmp_path, helper_tasks, monkeypatch):
     monkeypatch.setenv("BENCH_TEST_RANK", "1")
-    monkeypatch.setenv("BENCH_TEST_CALL", "6")
+    monkeypatch.setenv("BENCH_TEST_CALL", "3")
     res = bench_cli("run", *ARGS, "optimizer=adamw", "task._target_=ddp_tasks.CrashingLogReg", "distributed.nproc=2",
                     f"runs_root={tmp_path}")
     assert res.code == 1, res.output
