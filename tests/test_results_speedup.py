@@ -157,3 +157,21 @@ def test_unknown_tune_preset_is_one_line():
 
     with pytest.raises(BenchError, match="unknown tune preset 'nope'; presets: speedup_llama, speedup_tiny"):
         parse_args(["preset=nope"])
+
+
+def test_fit_refuses_a_curve_pinned_to_the_end_of_its_range():
+    """Losses falling linearly in log D are no power law: β would run to 0, so no fit."""
+    assert fit_power_law(BUDGETS, 3.0 - 0.2 * np.log(BUDGETS)) is None
+
+
+def test_leaderboard_says_why_a_task_has_no_speedup(bench_cli, tmp_path):
+    root = tmp_path / "runs"
+    for steps in (10, 20, 40):
+        for seed in range(6):
+            for opt in ("adamw", "lion"):
+                write_run(root, task="llama_tiny", optimizer=opt, seed=seed, steps=steps, metric="val/loss",
+                          value=3.0 - 0.2 * math.log(steps * 32) + seed / 1000)
+    result = bench_cli("leaderboard", "--runs", str(root), "--format", "md")
+    assert result.code == 0, result.output
+    assert "No adamw-equivalent speed-up for llama_tiny: adamw's median losses at 3 budgets do not follow" in result.stdout
+    assert "D_eff / D" not in result.stdout

@@ -142,13 +142,14 @@ def render_html(runs: Runs, board: pd.DataFrame, across: pd.DataFrame, figures: 
                    "without an interval (a handful of benchmarks supports none). Area score: AlgoPerf's normalised area under the "
                    "time-to-target performance profile for τ from 1 to 4 (1 = fastest everywhere).</p>")
 
-    sections = list(tables.speedup_sections(speedups, baseline))
-    if sections:
+    sections, skipped = list(tables.speedup_sections(speedups, baseline)), tables.speedup_skipped(speedups, baseline)
+    if sections or skipped:
         out.append(f"<h2>{html.escape(baseline)}-equivalent speed-up</h2>")
         for heading, cells, lines in sections:
             out.append(f"<h3>{html.escape(heading)}</h3>")
             out.append(_table(cells))
             out.append("".join(f"<p class='note'>{html.escape(line)}</p>" for line in lines))
+        out.append("".join(f"<p class='note'>{html.escape(line)}</p>" for line in skipped))
 
     out.append("<h2>Figures</h2>")
     for name, title, fig in figures:

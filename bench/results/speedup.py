@@ -71,7 +71,9 @@ def fit_power_law(budgets, losses) -> PowerLaw | None:
     """The least-squares fit of L(D) = α·D^(−β) + γ (α > 0, β in BETA_RANGE) to finite points.
     β is profiled: for each β, α and γ are a linear least-squares problem, so the only search is
     one-dimensional (a log grid, then bounded Brent around its best point). None with fewer than
-    MIN_BUDGETS distinct budgets or where no decreasing curve fits (α ≤ 0: loss does not fall)."""
+    MIN_BUDGETS distinct budgets, where no decreasing curve fits (α ≤ 0: loss does not fall), and
+    where the best β is at an end of BETA_RANGE: the losses do not follow the law, and a curve
+    pinned to the bound (β → 0 is a logarithm) would map losses to budgets it cannot vouch for."""
     d, y = np.asarray(budgets, dtype=float), np.asarray(losses, dtype=float)
     keep = np.isfinite(d) & np.isfinite(y) & (d > 0)
     d, y = d[keep], y[keep]
@@ -94,6 +96,8 @@ def fit_power_law(budgets, losses) -> PowerLaw | None:
     best = minimize_scalar(lambda b: float(rss(np.array([b]))[0]), bounds=(lo, hi), method="bounded",
                            options={"xatol": 1e-10})
     log_beta = float(best.x) if best.fun <= values[i] else float(grid[i])
+    if not grid[0] + 1e-6 < log_beta < grid[-1] - 1e-6:
+        return None
     alpha, gamma, r = (float(v[0]) for v in _linear_fits(rel, y, np.array([math.exp(log_beta)])))
     beta = math.exp(log_beta)
     return PowerLaw(alpha * scale ** beta, beta, gamma, r)  # back to the budgets' own units
@@ -140,13 +144,18 @@ def speedups(runs: pd.DataFrame, baseline: str = "adamw", level: float = stats.L
     if best.empty:
         return pd.DataFrame()
     best = best.assign(family=best["benchmark"].map(family_of), data_budget=_data_budget(best))
-    rows = []
+    rows, skipped = [], {}
     for family, group in best.groupby("family", sort=True):
         base = group[group["optimizer"] == baseline]
         points = base.groupby("data_budget")["loss"].apply(lambda x: stats.median(x.to_numpy()))
         points = points[np.isfinite(points)]
         law = fit_power_law(points.index.to_numpy(float), points.to_numpy(float))
         if law is None:
+            if group["data_budget"].nunique() >= MIN_BUDGETS:  # budgets were meant to be compared
+                skipped[family] = (f"{baseline} has a finite median at {len(points)} budget(s), needs {MIN_BUDGETS}"
+                                   if len(points) < MIN_BUDGETS else
+                                   f"{baseline}'s median losses at {len(points)} budgets do not follow "
+                                   f"L(D) = α·D^(−β) + γ with α > 0 and β in [{BETA_RANGE[0]:g}, {BETA_RANGE[1]:g}]")
             continue
         smallest, largest = float(points.index.min()), float(points.index.max())
         for (bench_name, opt), g in group.groupby(["benchmark", "optimizer"], sort=True):
@@ -160,4 +169,6 @@ def speedups(runs: pd.DataFrame, baseline: str = "adamw", level: float = stats.L
                          "speedup_coverage": e.coverage, "speedup_needs": e.needs,
                          "extrapolated": not smallest <= e.value * d <= largest, "alpha": law.alpha, "beta": law.beta,
                          "gamma": law.gamma, "fit_budgets": len(points), "metric": str(g["metric"].iloc[0])})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out.attrs["skipped"] = skipped  # family → why it has no speed-up table
+    return out

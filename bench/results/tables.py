@@ -195,7 +195,7 @@ def speedup_sections(speedups: pd.DataFrame, baseline: str = "adamw"):
                 row[columns[d]] = "" if cell.empty else \
                     estimate(cell.iloc[0], "speedup", "×", n=int(cell.iloc[0]["n"])) + ("†" if cell.iloc[0]["extrapolated"] else "")
             rows.append(row)
-        law = f"L(D) = {num(r['alpha'])}·D^−{num(r['beta'])} + {num(r['gamma'])}"
+        law = f"L(D) = {num(r['alpha'])}·D^−{num(r['beta'])} {'−' if r['gamma'] < 0 else '+'} {num(abs(r['gamma']))}"
         title = f"{family}: {baseline}-equivalent speed-up D_eff / D"
         lines = [f"Fitted to {baseline}'s tuned-best median final {r['metric']} at {int(r['fit_budgets'])} budgets: {law} "
                  f"(D = items seen, steps × items per step). D_eff: the {baseline} budget at which that curve reaches an "
@@ -205,6 +205,12 @@ def speedup_sections(speedups: pd.DataFrame, baseline: str = "adamw"):
                  f"median speed-up, from {stats.seeds_for_median()} seeds), the curve taken as known: its own seed "
                  "noise is not in the interval, which covers only while that noise is small (docs/STATISTICS.md)."]
         yield title, pd.DataFrame(rows), lines
+
+
+def speedup_skipped(speedups: pd.DataFrame | None, baseline: str = "adamw") -> list[str]:
+    """One line per task whose runs span several budgets but give no speed-up table, and why."""
+    skipped = {} if speedups is None else speedups.attrs.get("skipped", {})
+    return [f"No {baseline}-equivalent speed-up for {family}: {why}." for family, why in sorted(skipped.items())]
 
 
 #: the across-benchmarks headers where the full ones do not fit the terminal (`across_legend` explains them)
@@ -250,6 +256,7 @@ def render(board: pd.DataFrame, fmt: str, across: pd.DataFrame | None = None, ba
             parts.append(f"### Across benchmarks\n\n{markup.markdown_frame(display_across(across))}")
         for heading, cells, lines in speedup_sections(speedups, baseline):
             parts.append(f"### {heading}\n\n{markup.markdown_frame(cells)}\n\n" + "\n\n".join(lines))
+        parts += speedup_skipped(speedups, baseline)
         return "\n\n".join(parts) + "\n"
     raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
 
@@ -329,6 +336,8 @@ def print_rich(board: pd.DataFrame, across: pd.DataFrame | None = None, baseline
     for heading, frame, lines in speedup_sections(speedups, baseline):
         console.print(_rich_table(heading, frame, frame.columns))
         console.print(Text("\n".join(lines), style="dim"))
+    for line in speedup_skipped(speedups, baseline):
+        console.print(Text(line, style="dim"))
     if dropped:
         console.print(Text(f"Left out to fit {console.width} columns: {', '.join(dropped)}. "
                            f"--wide shows all.", style="dim"))
