@@ -70,7 +70,9 @@ def perf_optimizers(
 ) -> None:
     """Optimizer step time on a >= 10M-parameter model: ms/step, the fraction of same-process
     tensor-copy bandwidth the step reaches (bytes an ideal single pass moves / time), compile time
-    (ours, off the clock) and the speed-up over pytorch-optimizer's implementation.
+    (ours, off the clock), the step times of the yaml's `peers:` (pytorch-optimizer, heavyball; same
+    model, same process, steps alternating, gradients re-attached before every step) and the
+    speed-up over the fastest of them.
 
     \b
       bench perf optimizers                       every element-wise optimizer
