@@ -54,7 +54,7 @@ def test_every_timed_step_gets_the_same_gradients_back():
         contender = _timed_twice(lambda model: heavyball.SGD(model.parameters(), lr=0.1, beta=0.9))
     assert contender.params[0].grad is None  # consumed by the last step: re-attaching was needed
     contender.attach()
-    for p, g, pristine in zip(contender.params, contender.grads, contender.pristine):
+    for p, g, pristine in zip(contender.params, contender.grads, contender.pristine, strict=True):
         assert p.grad is g and torch.equal(g, pristine)
 
 

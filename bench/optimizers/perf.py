@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -45,6 +45,11 @@ PACKAGES = ("pytorch_optimizer", "heavyball")
 def elementwise() -> list[str]:
     """The element-wise optimizers: those whose yaml states `ideal_bytes` (see above)."""
     return [n for n in choices("optimizer") if option_defaults("optimizer", n).get("ideal_bytes") is not None]
+
+
+def _running(package: str, compile: bool):
+    """The mode a peer package's steps (and its first-use compilation) run in."""
+    return _heavyball_mode(compile) if package == "heavyball" else nullcontext()
 
 
 @contextmanager
@@ -165,7 +170,7 @@ class Contender:
         self.ratios: list[float] = []
 
     def attach(self) -> None:
-        for p, g, pristine in zip(self.params, self.grads, self.pristine):
+        for p, g, pristine in zip(self.params, self.grads, self.pristine, strict=True):
             g.copy_(pristine)
             p.grad = g
 
@@ -199,7 +204,7 @@ def measure(name: str, width: int, layers: int, device: torch.device, repeats: i
     for package, make in peer_factories(name).items():
         if package not in peers:
             continue
-        with _heavyball_mode(compile_peers) if package == "heavyball" else _nothing():
+        with _running(package, compile_peers):
             contenders[package] = Contender(lambda model, make=make: make(model.parameters()), width, layers, device)
             start = time.perf_counter()
             for _ in range(3):  # warm-up, off the clock: first-use compilation, lazy state
@@ -210,7 +215,7 @@ def measure(name: str, width: int, layers: int, device: torch.device, repeats: i
         copy()
     for i in range(repeats):
         for package, contender in contenders.items():
-            with _heavyball_mode(compile_peers) if package == "heavyball" else _nothing():
+            with _running(package, compile_peers):
                 contender.timed(copy, device, clock, check=i == repeats - 1)
     ideal = cfg.get("ideal_bytes")
     # (ideal bytes / step time) / (copy bytes / copy time)
@@ -218,11 +223,6 @@ def measure(name: str, width: int, layers: int, device: torch.device, repeats: i
     return Row(name, implementation(ours.optimizer), statistics.median(ours.steps), fraction,
                getattr(ours.optimizer, "compile_time_s", 0.0),
                {p: statistics.median(c.steps) for p, c in contenders.items() if p != "ours"}, warmup_s)
-
-
-@contextmanager
-def _nothing():
-    yield
 
 
 def run(names: list[str], width: int = 1024, layers: int = 10, device: str = "auto", repeats: int = 20,
@@ -249,6 +249,9 @@ def run(names: list[str], width: int = 1024, layers: int = 10, device: str = "au
     for name in names:
         rows.append(measure(name, width, layers, dev, repeats, copy, tick, peers))
         echo(format_row(rows[-1], peers))
+    warm = [f"{r.name} {p} {s:.1f}" for r in rows for p, s in r.peer_warmup_s.items() if s >= 1]
+    if warm:  # heavyball compiles on first use: said here, never on the clock
+        echo("peers' warm-up (3 steps, off the clock; includes first-use compilation), s: " + ", ".join(warm))
     return rows
 
 
