@@ -208,7 +208,7 @@ def test_existing_runs_and_environment_change(bench_cli, tiny, tmp_path):
     (["no_such_sweep"], "no check sweep 'no_such_sweep'"),
     (["{tiny}/tiny.yaml", "--baseline", "{tiny}/missing.json"], "no baseline at"),
     (["{tiny}/tiny.yaml", "--runs", "{tiny}/nowhere"], "--runs {tiny}/nowhere: no such directory"),
-    (["{tiny}/bad.yaml", "--baseline", "{tiny}/tiny_baseline.json"], "cell logreg/sgd: Could not override"),
+    (["{tiny}/bad.yaml", "--baseline", "{tiny}/tiny_baseline.json"], "cell logreg/sgd: unknown optimizer hyperparameter 'no_such_key'"),
     (["{tiny}/tiny.yaml", "--baseline", "{tiny}/tiny.yaml"], "is not a bench check baseline"),
     (["{tiny}/old_k.yaml"], "tolerance k in {tiny}/old_k.yaml is no longer used"),
     (["{tiny}/alpha.yaml"], "alpha in {tiny}/alpha.yaml must be a number between 0 and 1"),

@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from bench import BenchError
@@ -77,36 +75,33 @@ class Experiment:
     def run(self, cells: Sequence[Cell], label: str | None = None) -> list[dict[str, Any]]:
         """Execute each cell here (no interpreter start-up per run); finished cells are skipped.
         Read-only: return each cell's summary from disk (status "missing" when it never ran)."""
+        from bench.compose import composer
         from bench.config import run_id
         from bench.runner.main import execute
         from bench.runner.rundir import read_summary
 
         summaries = []
-        GlobalHydra.instance().clear()
         width = len(str(len(cells)))
-        try:
-            with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-                for i, cell in enumerate(cells, 1):
-                    started = time.perf_counter()
-                    if cell.config is not None:
-                        cfg = OmegaConf.merge(cell.config, OmegaConf.from_dotlist(cell.overrides))
-                        cfg.runs_root, cfg.progress = str(self.runs_root), "off"  # set, not parsed: YAML reads off as false
-                    else:
-                        cfg = compose("config", overrides=[*self.base_overrides(), *cell.overrides])
-                    if cell.task is not None:
-                        with open_dict(cfg):
-                            cfg.task = OmegaConf.create(cell.task)
-                    if self.read_only:
-                        run_dir = self.runs_root / run_id(cfg)
-                        summaries.append(read_summary(run_dir) or {"status": "missing", "run_dir": str(run_dir)})
-                        continue
-                    with contextlib.redirect_stdout(io.StringIO()):
-                        summary = execute(cfg)
-                    summaries.append(summary)
-                    print(f"[{i:>{width}}/{len(cells)}] {label or self.name} {cell.label or ' '.join(cell.overrides)}: "
-                          f"{summary['status']} ({time.perf_counter() - started:.1f}s)", flush=True)
-        finally:
-            GlobalHydra.instance().clear()
+        with composer() as make:
+            for i, cell in enumerate(cells, 1):
+                started = time.perf_counter()
+                if cell.config is not None:
+                    cfg = OmegaConf.merge(cell.config, OmegaConf.from_dotlist(cell.overrides))
+                    cfg.runs_root, cfg.progress = str(self.runs_root), "off"  # set, not parsed: YAML reads off as false
+                else:
+                    cfg = make([*self.base_overrides(), *cell.overrides])
+                if cell.task is not None:
+                    with open_dict(cfg):
+                        cfg.task = OmegaConf.create(cell.task)
+                if self.read_only:
+                    run_dir = self.runs_root / run_id(cfg)
+                    summaries.append(read_summary(run_dir) or {"status": "missing", "run_dir": str(run_dir)})
+                    continue
+                with contextlib.redirect_stdout(io.StringIO()):
+                    summary = execute(cfg)
+                summaries.append(summary)
+                print(f"[{i:>{width}}/{len(cells)}] {label or self.name} {cell.label or ' '.join(cell.overrides)}: "
+                      f"{summary['status']} ({time.perf_counter() - started:.1f}s)", flush=True)
         return summaries
 
     def tune(self, args: list[str]) -> None:
@@ -120,12 +115,10 @@ class Experiment:
 
     def compose(self, overrides: Sequence[str]) -> DictConfig:
         """One run's config as `run` would compose it, for measurements made in this process."""
-        GlobalHydra.instance().clear()
-        try:
-            with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-                return compose("config", overrides=[*self.base_overrides(), *overrides])
-        finally:
-            GlobalHydra.instance().clear()
+        from bench.compose import composer
+
+        with composer() as make:
+            return make([*self.base_overrides(), *overrides])
 
     def base_overrides(self) -> list[str]:
         return [f"runs_root={self.runs_root}", "progress=off", *self.spec.get("overrides", [])]

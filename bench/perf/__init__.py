@@ -9,9 +9,6 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig
 
-from bench import BenchError
-from bench.config import CONF_DIR
-
 
 @dataclass(frozen=True)
 class Case:
@@ -41,19 +38,6 @@ def require_data(names: list[str], extra: list[str]) -> None:
 
 def compose_config(overrides: list[str]) -> DictConfig:
     """The config `bench run <overrides>` would run, composed in this process."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
+    from bench.compose import compose_config as compose_checked
 
-    from bench.runner.validate import validate
-
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose("config", overrides=overrides)
-    except HydraException as exc:
-        raise BenchError(f"cannot compose {' '.join(overrides)}: {str(exc).splitlines()[0]}") from exc
-    finally:
-        GlobalHydra.instance().clear()
-    validate(cfg)
-    return cfg
+    return compose_checked(overrides, what=f"cannot compose {' '.join(overrides)}")

@@ -15,16 +15,14 @@ import os
 import sys
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from bench import BenchError
+from bench.compose import TASK_RESERVED, chosen_option, composer, composition_error, target_of
 from bench.config import (
-    CONF_DIR,
     GROUPS,
     accepted_arguments,
     choices,
@@ -34,7 +32,7 @@ from bench.config import (
     resolve_target,
     unknown_argument_message,
 )
-from bench.runner.sweepers import missing_plugin_message, sweeper_defaults, task_mode
+from bench.runner.sweepers import chosen_sweeper, sweeper_defaults, task_mode
 
 HYDRA_FLAGS = {"-m", "--multirun", "--cfg", "-c", "--info", "--resolve", "-p", "--package", "--help", "-h",
                "--hydra-help", "--version", "--run", "-r", "--shell-completion", "-sc", "--config-path", "-cp",
@@ -45,8 +43,6 @@ VALUED = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-na
 PRINT_ONLY = ("--cfg", "-c", "--info", "--help", "-h", "--hydra-help", "--version", "--shell-completion", "-sc")
 #: group choices swept together in every combination up to this many; beyond, one at a time
 MAX_COMBINATIONS = 16
-#: what a task's constructor gets from the runner, not from its yaml
-TASK_RESERVED = ("seed", "device", "batch_size")
 _ABSENT = object()
 
 
@@ -201,68 +197,12 @@ class _Sweep:
                 any(len(axis) > 1 for axis in self.structural if o in axis)]
 
 
-def _chosen(group: str, point: list[str]) -> str:
-    """The option of a group a composition uses: its override, else config.yaml's default."""
-    chosen = next((o.split("=", 1)[1] for o in point if o.split("=", 1)[0].lstrip("+") == group), None)
-    return chosen or OmegaConf.load(CONF_DIR / "config.yaml").defaults[GROUPS.index(group)][group]
-
-
-def _target_of(group: str, point: list[str]) -> str | None:
-    for line in reversed(point):
-        key, _, value = line.partition("=")
-        if key.lstrip("+") == f"{group}._target_":
-            return value
-    return None
-
-
-def _unknown_key_message(key: str, point: list[str], dirs: tuple[Path, ...]) -> str:
-    group, _, name = key.partition(".")
-    if group in ("optimizer", "task") and name:
-        chosen = _chosen(group, point)
-        node = option_defaults(group, chosen, dirs)
-        target = _target_of(group, point) or node._target_
-        cls = resolve_target(OmegaConf.create({"_target_": target, "name": chosen}), group)
-        named = next((o.split("=", 1)[1] for o in point if o.split("=", 1)[0].lstrip("+") == f"{group}.name"), None)
-        chosen = named or (class_name(target) if target != node._target_ else chosen)
-        valid = accepted_arguments(cls)
-        reserved = TASK_RESERVED if group == "task" else ()
-        field = name.split(".", 1)[0]
-        if valid is None or field in valid:
-            return (f"{group} {chosen} has no {field} in its yaml; use +{group}.{field}=… to add it "
-                    f"({target} takes it), or drop the override")
-        listing = ", ".join(sorted(valid - set(reserved) - {"params"}))
-        kind = "hyperparameter" if group == "optimizer" else "option"
-        return f"unknown {group} {kind} {field!r} for {chosen}; valid: {listing} ({target}); drop the override"
-    top = [k for k in OmegaConf.load(CONF_DIR / "config.yaml") if k not in ("defaults", "hydra")]
-    return f"unknown setting {key!r}; valid top-level keys: {', '.join(top)} (or a group: {', '.join(GROUPS)})"
-
-
-def _composition_error(exc: HydraException, point: list[str], dirs: tuple[Path, ...]) -> str:
-    text = str(exc)
-    first = text.splitlines()[0] if text else type(exc).__name__
-    if isinstance(exc, MissingConfigException):
-        return missing_plugin_message(text) or first
-    if "Could not append to config. An item is already at '" in text:
-        key = text.split("'")[1]
-        return f"{key} is already set; drop the + (`{key}=…` changes it)"
-    if "Could not delete from config. '" in text:
-        key = text.split("'")[1]
-        return f"cannot drop {key}: it is not in the config; drop the ~{key} override"
-    if "Could not override '" in text or "Key '" in text:
-        key = text.split("'")[1]
-        if "Could not override '" not in text:  # "Key 'x' is not in struct": find the full key
-            key = next((o.split("=", 1)[0].lstrip("+~") for o in point
-                        if o.split("=", 1)[0].lstrip("+~").split(".")[-1] == key), key)
-        return _unknown_key_message(key, point, dirs)
-    return first
-
-
 def _derive_name(cfg: DictConfig, group: str, point: list[str], dirs: tuple[Path, ...]) -> str | None:
     """The name a run whose `_target_` was overridden without a name must carry, else None."""
     if any(o.split("=", 1)[0].lstrip("+~") == f"{group}.name" for o in point):
         return None
     target = str(cfg[group].get("_target_"))
-    if target == str(option_defaults(group, _chosen(group, point), dirs).get("_target_")):
+    if target == str(option_defaults(group, chosen_option(group, point), dirs).get("_target_")):
         return None
     derived = class_name(target)
     if derived in choices(group, dirs):
@@ -327,20 +267,20 @@ def preflight(args: list[str], derive_names: bool = False) -> list[str]:
     searchpath = [f"hydra.searchpath=[{','.join(entries)}]"] if entries else []
     check_classes = not any(a in PRINT_ONLY for a in args)
     derived: dict[str, set[str]] = {"optimizer": set(), "task": set()}
-    sweeper_mode = task_mode if "-m" in args or "--multirun" in args else (lambda cfg: None)
+    # the Optuna sweeper's direction needs the task's mode (its class: torch); others do not
+    sweeper_mode = task_mode if chosen_sweeper(sweep.fixed) == "optuna" else (lambda cfg: None)
     modes: set[str | None] = set()
     seed = None
-    GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        with composer() as make:
             points = sweep.combinations()
             for point in points:
                 where = " ".join(sweep.swept(point))
                 prefix = f"in the sweep's runs with {where}: " if where and len(points) > 1 else ""
                 try:
-                    cfg = compose("config", overrides=[*searchpath, *point])
+                    cfg = make([*searchpath, *point])
                 except HydraException as exc:
-                    raise BenchError(prefix + _composition_error(exc, point, dirs)) from exc
+                    raise BenchError(prefix + composition_error(exc, point, dirs)) from exc
                 try:
                     renamed = []  # what cli.run adds to the arguments Hydra gets
                     for group in derived:
@@ -367,8 +307,6 @@ def preflight(args: list[str], derive_names: bool = False) -> list[str]:
                         raise BenchError(f"in the sweep's runs with {' '.join([where, line]).strip()}: {exc}") from exc
     except MissingConfigException as exc:
         raise BenchError(str(exc).splitlines()[0]) from exc
-    finally:
-        GlobalHydra.instance().clear()
     extra = []
     for group, names in derived.items():
         if len(names) > 1:
@@ -376,7 +314,7 @@ def preflight(args: list[str], derive_names: bool = False) -> list[str]:
                              f"{group}/NAME.yaml in a folder passed with --config-dir")
         if names:
             name = names.pop()
-            target = _target_of(group, sweep.fixed) or f"{group}._target_"
+            target = target_of(group, sweep.fixed) or f"{group}._target_"
             if not derive_names:
                 raise BenchError(f"{group}._target_={target} needs a name, or its runs are stored under the "
                                  f"yaml's; add {group}.name={name}")

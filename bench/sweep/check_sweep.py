@@ -210,27 +210,23 @@ class PlannedRun:
 def plan(sweep: Sweep) -> list[PlannedRun]:
     """Every (cell, seed) composed and validated up front, so bad input fails before the first
     run starts and leaves nothing behind."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
 
+    from bench.compose import composer, composition_error
     from bench.config import run_id
     from bench.runner.validate import validate
 
     runs = []
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            for label, overrides in sweep.cells:
-                for seed in sweep.seeds:
-                    try:
-                        cfg = compose("config", overrides=[*overrides, f"seed={seed}", "progress=off"])
-                    except HydraException as exc:
-                        raise BenchError(f"{sweep.path} cell {label}: {str(exc).splitlines()[0]}") from exc
-                    validate(cfg)
-                    runs.append(PlannedRun(label, seed, run_id(cfg), cfg))
-    finally:
-        GlobalHydra.instance().clear()
+    with composer() as make:
+        for label, overrides in sweep.cells:
+            for seed in sweep.seeds:
+                point = [*overrides, f"seed={seed}", "progress=off"]
+                try:
+                    cfg = make(point)
+                except HydraException as exc:
+                    raise BenchError(f"{sweep.path} cell {label}: {composition_error(exc, point)}") from exc
+                validate(cfg)
+                runs.append(PlannedRun(label, seed, run_id(cfg), cfg))
     return runs
 
 
