@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bench import BenchError
 from bench.config import CONF_DIR, constructor_kwargs, resolve_target, run_id
-from bench.runner import rundir
+from bench.runner import devices, rundir  # devices registers ${bench.jobs:} for launcher=parallel
 from bench.runner.build import Rejected, autocast_dtype, build_run, resolve_device
 from bench.runner.validate import validate
 
@@ -53,16 +53,17 @@ def _hydra_overrides() -> list[str] | None:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None
 
 
-#: a single run that preflight found finished: (its command's arguments, run directory, summary)
-_checked: tuple[tuple[str, ...], Path, dict[str, Any]] | None = None
+#: a single run that preflight composed: (its command's arguments, config, run directory, summary
+#: when it has finished); `run_command` runs that config rather than composing it again
+_checked: tuple[tuple[str, ...], DictConfig, Path, dict[str, Any] | None] | None = None
 
 
 def finished_summary(cfg: DictConfig, args: list[str] | None = None) -> dict[str, Any] | None:
     """The summary of cfg's run when it has finished (ok or diverged) and force=true was not
     given: the run is `already done`. Reads one file and needs no torch, so the answer is quick.
     Preflight asks too, before it imports the classes of a run that will not be built; given the
-    arguments of a single run, it is remembered, so that `run_command` answers without Hydra
-    composing the same config twice more."""
+    arguments of a single run, the config is remembered, so that `run_command` runs it (or answers
+    `already done`) without Hydra composing the same config again."""
     global _checked
     run_dir = Path(cfg.runs_root) / run_id(cfg)
     try:
@@ -71,7 +72,7 @@ def finished_summary(cfg: DictConfig, args: list[str] | None = None) -> dict[str
         done = None
     done = done if rundir.is_finished(done) else None
     if args is not None:  # a later answer for the same arguments replaces an earlier one
-        _checked = None if done is None else (tuple(args), run_dir, done)
+        _checked = (tuple(args), cfg, run_dir, done)
     return done
 
 
@@ -91,7 +92,7 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None, sweep: bool = T
     if done is not None:
         print(f"already done: {existing}  (force=true runs it again into a new directory)")
         return {**done, "status": "skipped", "run_dir": str(existing)}
-    from bench.runner import devices, distributed
+    from bench.runner import distributed
 
     if distributed.should_launch(cfg):
         return distributed.launch(cfg, overrides if overrides is not None else _hydra_overrides(), existing)
@@ -369,11 +370,17 @@ def run_command() -> int:
     _statuses.clear()
     checked, _checked = _checked, None
     args = tuple(sys.argv[1:])
-    # only a plain single run: flags (-m, --cfg, --config-dir, ...) need Hydra's own handling
-    if checked is not None and checked[0] == args and not any(a.startswith("-") for a in args):
-        rundir.ensure_root(checked[1].parent)
-        print(f"already done: {checked[1]}  (force=true runs it again into a new directory)")
-        return 0
+    # only a plain single run: flags (-m, --cfg, --config-dir, ...) and Hydra's own settings need
+    # Hydra's own handling
+    plain = not any(a.startswith(("-", "hydra.", "+hydra.", "hydra/")) for a in args)
+    if checked is not None and checked[0] == args and plain:
+        _, cfg, run_dir, done = checked
+        if done is not None:
+            rundir.ensure_root(run_dir.parent)
+            print(f"already done: {run_dir}  (force=true runs it again into a new directory)")
+            return 0
+        summary = execute(cfg, overrides=list(args), sweep=False)  # bad input: BenchError, one line
+        return 1 if summary.get("status") == "failed" else 0
     hydra_entry()
     failed = _statuses.count("failed")
     if failed and len(_statuses) > 1:
