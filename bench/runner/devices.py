@@ -20,8 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 from omegaconf import OmegaConf
+
+# torch is imported where it is used: importing this module registers `${bench.jobs:}` for
+# launcher=parallel, before Hydra composes, and must stay as cheap as `bench --help`.
 
 
 class DeviceSlot:
@@ -82,6 +84,8 @@ def _cpu_cores() -> list[tuple[str, str]]:
 
 
 def _pin_to_core(lock_name: str) -> None:
+    import torch
+
     core = int(lock_name.rsplit("core", 1)[1])
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {core})
@@ -89,6 +93,8 @@ def _pin_to_core(lock_name: str) -> None:
 
 
 def visible_gpus() -> list[tuple[str, str]]:
+    import torch
+
     out = []
     for i in range(torch.cuda.device_count()):
         uuid = getattr(torch.cuda.get_device_properties(i), "uuid", None)
@@ -117,6 +123,8 @@ def place(requested: str, distributed: bool, per_device: int | None = None) -> t
 def parallel_jobs(per_device: int = 1) -> int:
     """Workers for `launcher=parallel`: trials per GPU x GPUs when there are GPUs, else one per
     CPU core."""
+    import torch
+
     per_device = int(per_device)
     if per_device < 1:
         from bench import BenchError
