@@ -175,3 +175,5 @@ def test_leaderboard_says_why_a_task_has_no_speedup(bench_cli, tmp_path):
     assert result.code == 0, result.output
     assert "No adamw-equivalent speed-up for llama_tiny: adamw's median losses at 3 budgets do not follow" in result.stdout
     assert "D_eff / D" not in result.stdout
+    data = json.loads(bench_cli("leaderboard", "--runs", str(root), "--format", "json").stdout)
+    assert "speedups" not in data and data["speedups_skipped"][0].startswith("No adamw-equivalent speed-up for llama_tiny")

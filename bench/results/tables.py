@@ -247,6 +247,8 @@ def render(board: pd.DataFrame, fmt: str, across: pd.DataFrame | None = None, ba
             data["across_tasks"] = [{k: _jsonable(v) for k, v in row.items()} for row in across.to_dict("records")]
         if speedups is not None and not speedups.empty:
             data["speedups"] = [{k: _jsonable(v) for k, v in row.items()} for row in speedups.to_dict("records")]
+        if speedup_skipped(speedups, baseline):
+            data["speedups_skipped"] = speedup_skipped(speedups, baseline)
         return json.dumps(data, indent=2)
     if fmt == "md":
         parts = []
