@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from bench.cli_errors import fail, guarded
-from bench.config import GROUPS, choices, description
+from bench.config import BASELINE, GROUPS, choices, description
 
 app = typer.Typer(
     help="Benchmark optimizers honestly: equal tuning budgets, timed runs, leaderboards with confidence intervals.\n\n"
@@ -158,7 +158,7 @@ def leaderboard(
     runs: str = typer.Option("runs", "--runs", "-r", help="runs root to read (runs_root of `bench run`)"),
     task: Optional[str] = typer.Option(None, "--task", "-t", help="only these tasks (comma-separated)"),
     optimizer: Optional[str] = typer.Option(None, "--optimizer", "-o", help="only these optimizers (comma-separated)"),
-    baseline: str = typer.Option("adamw", "--baseline", "-b", help="optimizer every other one is compared with"),
+    baseline: str = typer.Option(BASELINE, "--baseline", "-b", help="optimizer every other one is compared with"),
     fmt: str = typer.Option("table", "--format", "-f", help="table (rich) | md | csv | json (csv/json: raw numbers)"),
     measure: str = typer.Option("time", "--measure", help="time-to-target for the profile score: time | steps"),
     wide: bool = typer.Option(False, "--wide", help="table: every column, however wide (by default it fits the "
@@ -180,7 +180,7 @@ def leaderboard(
 
     tasks, optimizers = guarded(parse_filters, filters, task, optimizer)
     guarded(show_leaderboard, runs, tasks, optimizers, baseline, fmt, measure,
-            explicit_baseline=baseline != "adamw", wide=wide)
+            explicit_baseline=baseline != BASELINE, wide=wide)
 
 
 @app.command(epilog=RESULTS_EPILOG, short_help="Learning curves, LR sensitivity, performance profiles, tuning-budget curves.")
@@ -219,7 +219,7 @@ def report(
     out: str = typer.Option("report.html", "--out", help="HTML file to write, in an existing directory; an earlier "
                                                          "bench report there is replaced, any other file only with --force"),
     force: bool = typer.Option(False, "--force", help="overwrite --out even if it is not a bench report"),
-    baseline: str = typer.Option("adamw", "--baseline", "-b", help="optimizer every other one is compared with"),
+    baseline: str = typer.Option(BASELINE, "--baseline", "-b", help="optimizer every other one is compared with"),
     x: str = typer.Option("step", "--x", help="learning-curve x axis: step | time | items"),
     task: Optional[str] = typer.Option(None, "--task", "-t", help="only these tasks (comma-separated)"),
     optimizer: Optional[str] = typer.Option(None, "--optimizer", "-o", help="only these optimizers"),
@@ -239,12 +239,12 @@ def report(
     tasks, optimizers = guarded(parse_filters, filters, task, optimizer)
     # the report records the command that produced it, rebuilt from what was parsed
     argv = ["bench", "report", *(filters or []), "--runs", runs, "--out", out]
-    for flag, value, default in (("--baseline", baseline, "adamw"), ("--x", x, "step"), ("--task", task, None),
+    for flag, value, default in (("--baseline", baseline, BASELINE), ("--x", x, "step"), ("--task", task, None),
                                  ("--optimizer", optimizer, None), ("--measure", measure, "time")):
         if value != default:
             argv += [flag, value]
     guarded(report_command, runs, tasks, optimizers, out, baseline, x, measure,
-            explicit_baseline=baseline != "adamw", argv=argv, force=force)
+            explicit_baseline=baseline != BASELINE, argv=argv, force=force)
 
 
 @app.command(epilog=RESULTS_EPILOG, short_help="The results table (one row per run) as CSV or parquet.")

@@ -15,6 +15,8 @@ from bench import BenchError
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 GROUPS = ("task", "optimizer", "schedule", "logger")
+#: the optimizer every other one is compared with, unless a command names another (--baseline)
+BASELINE = "adamw"
 
 #: facts about an optimizer that tests, `bench perf` and plots read from its yaml: the bytes one
 #: element-wise step must move, other packages' implementations of the same algorithm (`peers`),
