@@ -91,13 +91,16 @@ def test_interval_covers_with_the_curve_refitted_to_quieter_baseline_seeds(n):
 def budgets_root(tmp_path):
     """AdamW at 3 budgets (steps 10, 20, 40 × 32 items), lion reaching at each budget what the
     AdamW curve reaches with 1.5 times the data, 6 seeds each."""
-    root = tmp_path / "runs"
+    return _budget_runs(tmp_path / "runs", baseline_noise=0.4)
+
+
+def _budget_runs(root, baseline_noise: float):
     jitter = [-0.002, -0.001, 0.0, 0.0005, 0.001, 0.003]
     for steps in (10, 20, 40):
         for seed, j in enumerate(jitter):
-            for opt, factor in (("adamw", 1), ("lion", 1.5)):
+            for opt, factor, scale in (("adamw", 1, baseline_noise), ("lion", 1.5, 1.0)):
                 write_run(root, task="llama_tiny", optimizer=opt, seed=seed, steps=steps, metric="val/loss",
-                          value=float(TRUE.loss(factor * steps * 32)) + j)
+                          value=float(TRUE.loss(factor * steps * 32)) + scale * j)
     return root
 
 
@@ -111,6 +114,13 @@ def test_speedups_table_from_runs(budgets_root):
     adamw = table[table["optimizer"] == "adamw"]
     assert np.allclose(adamw["speedup"], 1.0, rtol=1e-4)  # three points, three parameters: an exact fit
     assert table["beta"].iloc[0] == pytest.approx(0.5, rel=1e-4)
+    assert not table["noisy_curve"].any()
+
+
+def test_a_baseline_as_noisy_as_the_optimizer_is_flagged(tmp_path):
+    table = speedup.speedups(load(_budget_runs(tmp_path / "runs", baseline_noise=1.0)).table)
+    assert table.loc[table["optimizer"] == "lion", "noisy_curve"].all()
+    assert not table.loc[table["optimizer"] == "adamw", "noisy_curve"].any()  # the baseline is never flagged
 
 
 def test_no_speedup_below_three_budgets(budgets_root):

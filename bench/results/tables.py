@@ -193,7 +193,8 @@ def speedup_sections(speedups: pd.DataFrame, baseline: str = "adamw"):
             for d in budgets:
                 cell = mine[mine["data_budget"] == d]
                 row[columns[d]] = "" if cell.empty else \
-                    estimate(cell.iloc[0], "speedup", "×", n=int(cell.iloc[0]["n"])) + ("†" if cell.iloc[0]["extrapolated"] else "")
+                    estimate(cell.iloc[0], "speedup", "×", n=int(cell.iloc[0]["n"])) + \
+                    ("†" if cell.iloc[0]["extrapolated"] else "") + ("‡" if cell.iloc[0]["noisy_curve"] else "")
             rows.append(row)
         law = f"L(D) = {num(r['alpha'])}·D^−{num(r['beta'])} {'−' if r['gamma'] < 0 else '+'} {num(abs(r['gamma']))}"
         title = f"{family}: {baseline}-equivalent speed-up D_eff / D"
@@ -203,7 +204,9 @@ def speedup_sections(speedups: pd.DataFrame, baseline: str = "adamw"):
                  f"floor {num(r['gamma'])}, 0: a miss; †: D_eff outside {baseline}'s budgets (extrapolated).",
                  "Interval: the seeds' order statistics mapped through the fitted curve (distribution-free for the "
                  f"median speed-up, from {stats.seeds_for_median()} seeds), the curve taken as known: its own seed "
-                 "noise is not in the interval, which covers only while that noise is small (docs/STATISTICS.md)."]
+                 "noise is not in the interval, which covers only while that noise is small (docs/STATISTICS.md); ‡: "
+                 f"{baseline}'s seeds are too noisy against this row's for that, so read the interval as this "
+                 "optimizer's seed spread alone."]
         yield title, pd.DataFrame(rows), lines
 
 
