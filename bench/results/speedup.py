@@ -11,8 +11,9 @@ The interval. D_eff is decreasing in L, so each seed's speed-up is a monotone fu
 loss, and the order statistics of the seeds' speed-ups are those of their losses mapped through
 the curve: [s_(j), s_(n+1−j)] is the distribution-free interval of the median speed-up
 (`stats.median_ci`, exact binomial coverage, from 6 seeds). It treats the fitted curve as known:
-the baseline's own seed noise moves the curve and is not in the interval. tests/test_results_speedup.py
-checks the coverage by simulation, with the curve refitted to noisy baseline seeds each time.
+the baseline's own seed noise moves the curve and is not in the interval, so rows where that
+noise is large against the optimizer's are flagged (NOISE_LIMIT). The coverage is simulated by
+`python -m bench.results.calibration --speedup` and checked in tests/test_results_speedup.py.
 """
 
 from __future__ import annotations
