@@ -325,6 +325,8 @@ def _sweeper_direction() -> str:
 def _leave_job_status(status: str) -> None:
     from hydra.core.hydra_config import HydraConfig
 
+    if os.environ.get("RANK", "0") != "0":  # a multirun under torchrun: one status per job, rank 0's
+        return
     hc = HydraConfig.get()
     folder = Path(str(hc.sweep.dir)) / JOB_STATUS_DIR
     folder.mkdir(parents=True, exist_ok=True)
