@@ -159,3 +159,22 @@ def test_bench_run_logreg_for_every_optimizer(bench_cli, runs_root):
     for name, (summary, lines) in runs.items():
         assert summary["implementation"] in ("fused", "compiled", "foreach", "loop"), name
         assert lines[-1]["step"] == 20, name
+
+
+def test_elementwise_constructors_refuse_out_of_range_hyperparameters():
+    """One range check in the element-wise base class; each optimizer names itself and the bad value."""
+    from hydra.utils import get_class
+
+    from bench.optimizers.elementwise import ElementwiseOptimizer
+
+    model = Point(*starts(quadratic))
+    for name in ZOO:
+        cfg = option_defaults("optimizer", name)
+        if not issubclass(get_class(cfg._target_), ElementwiseOptimizer):
+            continue
+        with pytest.raises(ValueError, match=r"invalid \w+ hyperparameters: lr=-1"):
+            build_optimizer(OmegaConf.merge(cfg, {"lr": -1}), model)
+    with pytest.raises(ValueError) as bad:
+        ElementwiseOptimizer.validate(lr=0.1, betas=(0.9, 1.0), eps=1e-8, weight_decay=-0.1)
+    assert str(bad.value) == ("invalid ElementwiseOptimizer hyperparameters: betas=(0.9, 1.0) (each must be in [0, 1)), "
+                              "weight_decay=-0.1 (must be >= 0)")
