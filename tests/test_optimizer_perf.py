@@ -71,3 +71,15 @@ class Idle(torch.optim.Optimizer):
 def test_a_step_that_leaves_the_parameters_unchanged_is_refused():
     with pytest.raises(ValueError, match="skipped the step"):
         _timed_twice(lambda model: Idle(model.parameters()))
+
+
+def test_a_missing_peer_package_leaves_its_column_empty(monkeypatch):
+    """Peers are dev extras: without heavyball the table still runs, saying why the column is empty."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "heavyball" else real(name, *a))
+    lines = []
+    rows = perf.run(["adamw"], width=8, layers=1, repeats=1, clock="cpu", echo=lines.append)
+    assert "heavyball (not installed: its column stays empty)" in "\n".join(lines)
+    assert rows[0].peer_ms == {} and rows[0].speedup is None

@@ -67,6 +67,13 @@ def _heavyball_mode(compile: bool):
         heavyball.utils.compile_mode = was
 
 
+def installed(package: str) -> bool:
+    """Peers are optional (dev extras): a missing package leaves its column empty."""
+    import importlib.util
+
+    return importlib.util.find_spec(package) is not None
+
+
 def peer_mode(package: str, compile: bool) -> str:
     """How a package's step runs here (said in the table's header)."""
     if package == "heavyball":
@@ -202,7 +209,7 @@ def measure(name: str, width: int, layers: int, device: torch.device, repeats: i
     warmup_s = {}
     compile_peers = want_compile("auto", ours.params)
     for package, make in peer_factories(name).items():
-        if package not in peers:
+        if package not in peers or not installed(package):
             continue
         with _running(package, compile_peers):
             contenders[package] = Contender(lambda model, make=make: make(model.parameters()), width, layers, device)
@@ -242,7 +249,8 @@ def run(names: list[str], width: int = 1024, layers: int = 10, device: str = "au
          f" ({torch.get_num_threads()} threads, torch {torch.__version__}, {clock} clock)")
     echo(f"copy bandwidth: {bandwidth / 1e9:.2f} GB/s at the start; step times are medians of {repeats} steps, "
          "each paired with a copy timed just before it; implementations alternate step by step")
-    echo("peers: " + ", ".join(f"{p} {_version(p)} ({peer_mode(p, compile_peers)})" for p in peers))
+    echo("peers: " + ", ".join(f"{p} {version(p)} ({peer_mode(p, compile_peers)})" if installed(p)
+                               else f"{p} (not installed: its column stays empty)" for p in peers))
     echo(header(peers))
     echo("|" + "---|" * header(peers).count(" |"))
     rows = []
@@ -255,13 +263,10 @@ def run(names: list[str], width: int = 1024, layers: int = 10, device: str = "au
     return rows
 
 
-def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
+def version(package: str) -> str:
+    from importlib.metadata import version as installed_version
 
-    try:
-        return version(package.replace("_", "-"))
-    except PackageNotFoundError:
-        return "(not installed)"
+    return installed_version(package.replace("_", "-"))
 
 
 def header(peers: tuple[str, ...] = PACKAGES) -> str:
