@@ -217,3 +217,13 @@ def test_tiny_run_on_a_corpus_file(bench_cli, runs_root, tmp_path):
     last = evals[-1]
     assert last["train/tokens"] == last["items"] == 12 * 8 * 64
     assert last["train/mfu"] == pytest.approx(info["flops_per_token"] * last["train/tokens_per_s"] / 1e12)
+
+
+def test_hessian_vector_optimizers_train_attention(bench_cli, runs_root):
+    """Sophia-H takes Hessian-vector products through the backward pass; the fused CPU attention
+    kernel has no double backward, so such runs must use the math kernel (and still train)."""
+    res = bench_cli("run", "task=llama_tiny", "task.n_layers=1", "task.d_model=32",
+                    "optimizer=sophia", "steps=2", f"runs_root={runs_root}", "progress=off")
+    assert res.code == 0, res.output
+    summary, _ = read_run(only_run(runs_root))
+    assert summary["status"] == "ok", summary.get("error")

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from bench.optimizers import Capabilities
 from bench.results.names import canonical_keys
@@ -224,43 +225,46 @@ def train(task: Task, model: torch.nn.Module, optimizer: torch.optim.Optimizer, 
           settings: LoopSettings, sinks: list, device: torch.device, checkpoint: Checkpointer | None = None,
           resume: dict[str, Any] | None = None, stop: Interrupts | None = None,
           probes: Sequence[Callable[[int, torch.nn.Module], dict[str, float]]] = ()) -> Outcome:
-    run = _Run(task, model, optimizer, caps, settings, sinks, device, checkpoint, probes)
-    stop = stop or Interrupts()  # not entered: installs no handlers, never fires
-    # A resumed run restarts the data stream at its step: batches(start) yields what a fresh
-    # stream yields after `start` batches.
-    start = resume["step"] if resume is not None else 0
-    batches = task.batches(start)
-    batch = next(batches)
-    items_per_step = task.items_per_batch(batch)
-    run.warm_up(batch)
-    if resume is not None:
-        run.resume(resume, start)
-    run.out.items_per_step = items_per_step
-    step_lr = _lr_changes(scheduler, start, settings.steps, settings.schedule)  # before the clock starts
-    if start == 0:
-        run.report(0, None)  # starts the clock
-    else:
-        run.clock.start()
-
-    # The hot path: the training step and one comparison; everything else waits for `stop.due`.
-    clip, params, compute_loss = settings.grad_clip, run.params, run.loss
-    step = start
-    stop.schedule(_next_event(step, settings))
-    while step < settings.steps:
-        if step > start:
-            batch = next(batches)
-        if caps.needs_closure:
-            loss = optimizer.step(run.closure(batch))
+    # Hessian-vector products differentiate the backward pass again: only the math attention
+    # kernel has that double backward on every device (the fused CPU kernel has none).
+    with sdpa_kernel(SDPBackend.MATH) if caps.needs_hvp else contextlib.nullcontext():
+        run = _Run(task, model, optimizer, caps, settings, sinks, device, checkpoint, probes)
+        stop = stop or Interrupts()  # not entered: installs no handlers, never fires
+        # A resumed run restarts the data stream at its step: batches(start) yields what a fresh
+        # stream yields after `start` batches.
+        start = resume["step"] if resume is not None else 0
+        batches = task.batches(start)
+        batch = next(batches)
+        items_per_step = task.items_per_batch(batch)
+        run.warm_up(batch)
+        if resume is not None:
+            run.resume(resume, start)
+        run.out.items_per_step = items_per_step
+        step_lr = _lr_changes(scheduler, start, settings.steps, settings.schedule)  # before the clock starts
+        if start == 0:
+            run.report(0, None)  # starts the clock
         else:
-            optimizer.zero_grad(set_to_none=True)
-            loss = compute_loss(batch)
-            loss.backward(create_graph=caps.needs_hvp)
-            if clip:
-                torch.nn.utils.clip_grad_norm_(params, clip)
-            optimizer.step()
-        if step_lr:
-            scheduler.step()
-        step += 1
-        if step >= stop.due and not run.at_event(step, loss, stop):
-            break
-    return run.finish(step)
+            run.clock.start()
+
+        # The hot path: the training step and one comparison; everything else waits for `stop.due`.
+        clip, params, compute_loss = settings.grad_clip, run.params, run.loss
+        step = start
+        stop.schedule(_next_event(step, settings))
+        while step < settings.steps:
+            if step > start:
+                batch = next(batches)
+            if caps.needs_closure:
+                loss = optimizer.step(run.closure(batch))
+            else:
+                optimizer.zero_grad(set_to_none=True)
+                loss = compute_loss(batch)
+                loss.backward(create_graph=caps.needs_hvp)
+                if clip:
+                    torch.nn.utils.clip_grad_norm_(params, clip)
+                optimizer.step()
+            if step_lr:
+                scheduler.step()
+            step += 1
+            if step >= stop.due and not run.at_event(step, loss, stop):
+                break
+        return run.finish(step)
