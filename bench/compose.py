@@ -27,8 +27,10 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from bench import BenchError
+from bench import BenchError, schema
 from bench.config import CONF_DIR, GROUPS, accepted_arguments, class_name, option_defaults, resolve_target
+
+schema.register()  # config.yaml's defaults name it: registered before anything composes
 
 #: what a task's constructor gets from the runner, not from its yaml
 TASK_RESERVED = ("seed", "device", "batch_size")
@@ -169,7 +171,8 @@ def missing_plugin_message(text: str) -> str | None:
 def chosen_option(group: str, point: list[str]) -> str:
     """The option of a group a composition uses: its override, else config.yaml's default."""
     chosen = next((o.split("=", 1)[1] for o in point if o.split("=", 1)[0].lstrip("+") == group), None)
-    return chosen or OmegaConf.load(CONF_DIR / "config.yaml").defaults[GROUPS.index(group)][group]
+    defaults = OmegaConf.load(CONF_DIR / "config.yaml").defaults
+    return chosen or next(d[group] for d in defaults if isinstance(d, DictConfig) and group in d)
 
 
 def target_of(group: str, point: list[str]) -> str | None:
@@ -208,6 +211,12 @@ def composition_error(exc: HydraException, point: list[str], dirs: tuple[Path, .
     first = text.splitlines()[0] if text else type(exc).__name__
     if isinstance(exc, MissingConfigException):
         return missing_plugin_message(text) or first
+    cause = f"{text}\n{exc.__cause__}"
+    typed = re.search(r"Value '(.*?)' (?:of type .* could not be converted|is not a valid).*?full_key: (\S+)",
+                      cause, re.S)
+    if typed is not None:  # the schema refused a value's type: the same line its bounds would give
+        value, key = typed.groups()
+        return schema.message(key, value) or f"{key} cannot be {value!r}: {first}"
     if "Could not append to config. An item is already at '" in text:
         key = text.split("'")[1]
         return f"{key} is already set; drop the + (`{key}=…` changes it)"

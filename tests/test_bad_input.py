@@ -18,6 +18,12 @@ CASES = [
     (["task.dataset=nope"], "unknown task.dataset 'nope'; choose one of:"),
     (["stepz=3"], "unknown setting 'stepz'; valid top-level keys:"),
     (["device=tpu"], "unknown device 'tpu'"),
+    # refused by the schema's types while composing (bench/schema.py), in the same words as its bounds
+    (["steps=abc"], "steps must be a positive integer, got 'abc'"),
+    (["seed=1.5"], "seed must be an integer"),
+    (["force=maybe"], "force must be true or false, got 'maybe'"),
+    (["checkpoint_every=-1"], "checkpoint_every must be an integer >= 0"),
+    (["grad_clip=inf"], "grad_clip must be a positive finite number or null"),
 ]
 
 

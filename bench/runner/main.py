@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from bench import BenchError
+from bench import BenchError, schema
 from bench.config import CONF_DIR, constructor_kwargs, resolve_target, run_id
 from bench.runner import devices, rundir  # devices registers ${bench.jobs:} for launcher=parallel
 from bench.runner.build import Rejected, autocast_dtype, build_run, resolve_device
@@ -342,6 +342,9 @@ def collect_job_statuses(sweep_dir: Path) -> None:
         _statuses.append(marker.read_text().strip() or "?")
         marker.unlink(missing_ok=True)
     folder.rmdir()
+
+
+schema.register()  # before @hydra.main composes config.yaml, whose defaults name it
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")

@@ -16,17 +16,12 @@ from numbers import Number
 
 from omegaconf import DictConfig, ListConfig
 
-from bench import BenchError
+from bench import BenchError, schema
 from bench.config import META_KEYS, option_defaults, option_file
 
 # Parsing a yaml costs milliseconds; a sweep validates thousands of runs of the same few options.
 _defaults = functools.lru_cache(maxsize=256)(option_defaults)
 
-#: the most steps a run may have: schedules compute step / total in double precision, which is
-#: exact to the step up to 2^53 (~9e15); a run that long would take centuries anyway
-MAX_STEPS = 10**15
-#: seeds go to torch.manual_seed (int64), numpy (mod 2^32) and python's random, plus offsets
-MAX_SEED = 2**62
 
 
 def _is_number(value) -> bool:
@@ -84,28 +79,9 @@ def _check_finite(node: DictConfig, defaults: DictConfig | None, where: str) -> 
         raise BenchError(f"{where}.{key} must be {what}, got {shown!r}{why}; {example}")
 
 
-def _positive_int(cfg: DictConfig, key: str, allow_none: bool = False) -> None:
-    value = cfg[key]
-    if value is None and allow_none:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise BenchError(f"{key} must be a positive integer, got {value!r}; e.g. {key}=100")
-    if value > MAX_STEPS:
-        raise BenchError(f"{key} must be at most 10^15 (the schedules' arithmetic is exact to the step up to "
-                         f"there), got {value}")
-
-
 def validate(cfg: DictConfig, dirs: tuple = ()) -> None:
     """`dirs`: the user's config folders, whose yamls give the types of their options' keys."""
-    _positive_int(cfg, "steps")
-    _positive_int(cfg, "eval_every", allow_none=True)
-    _positive_int(cfg, "log_every", allow_none=True)
-    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
-        raise BenchError(f"seed must be an integer, got {cfg.seed!r}")
-    if abs(cfg.seed) >= MAX_SEED:
-        raise BenchError(f"seed must be between -2^62 and 2^62 (what every random generator takes), got {cfg.seed}")
-    if not isinstance(cfg.batch_size, int) or cfg.batch_size < 0:
-        raise BenchError(f"batch_size must be an integer >= 0 (0 = full batch), got {cfg.batch_size!r}")
+    schema.check(cfg)  # the top-level keys: types and bounds from bench/schema.py
     for group in ("task", "optimizer", "schedule"):
         name = cfg[group].get("name")
         defaults = _defaults(group, name, tuple(dirs)) if name and option_file(group, name, tuple(dirs)) else None
@@ -115,5 +91,3 @@ def validate(cfg: DictConfig, dirs: tuple = ()) -> None:
     lr = cfg.optimizer.get("lr")
     if lr is not None and (not _is_number(lr) or lr <= 0):
         raise BenchError(f"optimizer.lr must be > 0, got {lr!r}; e.g. optimizer.lr=1e-3")
-    if cfg.grad_clip is not None and (not _is_number(cfg.grad_clip) or not 0 < cfg.grad_clip < math.inf):
-        raise BenchError(f"grad_clip must be a positive finite number or null, got {cfg.grad_clip!r}")

@@ -1,0 +1,115 @@
+"""The top-level config's schema: a dataclass registered in Hydra's ConfigStore (`bench_schema`,
+first in config.yaml's defaults), so Hydra itself refuses a value of the wrong type while it
+composes (`steps=abc`, `seed=1.5`, `force=maybe`), and the bounds each field carries in its
+metadata are checked by `check` after composition (OmegaConf types have no ranges).
+
+Both kinds of error read the same, one line that names the fix: `message(key, value)`. What a
+schema cannot say (the option yamls' own keys, finite numbers, lr > 0) stays in
+runner/validate.py. The option groups (task, optimizer, ...) are `Any` here: each option's yaml
+is its own schema, checked against its defaults by validate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional
+
+from omegaconf import DictConfig
+
+from bench import BenchError
+
+#: the most steps a run may have: schedules compute step / total in double precision, which is
+#: exact to the step up to 2^53 (~9e15); a run that long would take centuries anyway
+MAX_STEPS = 10**15
+#: seeds go to torch.manual_seed (int64), numpy (mod 2^32) and python's random, plus offsets
+MAX_SEED = 2**62
+
+
+def _bounds(low=None, high=None, low_open=False, message: str = "") -> dict[str, Any]:
+    return {"low": low, "high": high, "low_open": low_open, "message": message}
+
+
+POSITIVE = "{key} must be a positive integer, got {value!r}; e.g. {key}=100"
+
+
+@dataclass
+class Distributed:
+    nproc: int = 1
+    trials_per_gpu: Optional[int] = None  # launcher=parallel sets it (default 1): runner/devices.py
+
+
+@dataclass
+class Schema:
+    task: Any = None
+    optimizer: Any = None
+    schedule: Any = None
+    logger: Any = None
+    steps: int = field(default=1, metadata=_bounds(1, MAX_STEPS, message=POSITIVE))
+    batch_size: int = field(default=0, metadata=_bounds(
+        0, message="batch_size must be an integer >= 0 (0 = full batch), got {value!r}"))
+    eval_every: Optional[int] = field(default=None, metadata=_bounds(1, message=POSITIVE))
+    log_every: Optional[int] = field(default=None, metadata=_bounds(1, message=POSITIVE))
+    seed: int = field(default=0, metadata=_bounds(-MAX_SEED + 1, MAX_SEED - 1,
+                                                  message="seed must be an integer, got {value!r}"))
+    device: str = "auto"
+    precision: str = "auto"
+    # Any, not float: a float type would store grad_clip=1 as 1.0, and change that run's id
+    grad_clip: Any = field(default=None, metadata=_bounds(
+        0, math.inf, low_open=True, message="grad_clip must be a positive finite number or null, got {value!r}"))
+    runs_root: str = "runs"
+    force: bool = field(default=False, metadata={"message": "force must be true or false, got {value!r}"})
+    progress: str = "auto"
+    checkpoint_every: int = field(default=1000, metadata=_bounds(
+        0, message="checkpoint_every must be an integer >= 0 (0: only on a signal), got {value!r}"))
+    distributed: Any = None  # its keys belong to the launchers (runner/distributed.py, launcher/*.yaml)
+    tune: Any = None
+    probe: Any = None
+
+
+FIELDS = {f.name: f for f in fields(Schema)}
+#: messages for a value out of range where the type's message does not say why
+OUT_OF_RANGE = {
+    "steps": "steps must be at most 10^15 (the schedules' arithmetic is exact to the step up to there), got {value}",
+    "seed": "seed must be between -2^62 and 2^62 (what every random generator takes), got {value}",
+}
+
+
+def register() -> None:
+    """Put the schema in Hydra's ConfigStore (before anything composes bench's config)."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="bench_schema", node=Schema)
+
+
+def message(key: str, value: Any) -> str | None:
+    """The one-line error for a value of `key` that its type or bounds refuse; None for a key the
+    schema says nothing about."""
+    meta = FIELDS[key].metadata if key in FIELDS else {}
+    return meta["message"].format(key=key, value=value) if meta.get("message") else None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check(cfg: DictConfig) -> None:
+    """Every bounded field within its bounds (types were checked while composing; a config put
+    together by hand, as a sweep's values are, gets them checked here too)."""
+    for key, spec in FIELDS.items():
+        meta = spec.metadata
+        if "low" not in meta or key not in cfg:
+            continue
+        value = cfg[key]
+        if value is None and ("Optional" in str(spec.type) or spec.type == "Any"):
+            continue
+        integral = spec.type in ("int", "Optional[int]")
+        if not _is_number(value) or (integral and not isinstance(value, int)):
+            raise BenchError(message(key, value))
+        low, high = meta["low"], meta["high"]
+        too_low = low is not None and (value <= low if meta["low_open"] else value < low)
+        too_high = high is not None and (value > high or value == math.inf)
+        if too_high or too_low or math.isnan(value):
+            if key in OUT_OF_RANGE and (too_high or key == "seed"):
+                raise BenchError(OUT_OF_RANGE[key].format(value=value))
+            raise BenchError(message(key, value))
