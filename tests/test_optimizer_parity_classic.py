@@ -19,9 +19,11 @@ from bench.optimizers import build_optimizer
 from bench.optimizers import reference as twin
 from bench.optimizers.adabelief import AdaBelief
 from bench.optimizers.adabound import AdaBound
+from bench.optimizers.adamax import Adamax
 from bench.optimizers.adan import Adan
 from bench.optimizers.adopt import ADOPT
 from bench.optimizers.mars import MARS
+from bench.optimizers.radam import RAdam
 from bench.optimizers.signum import SignSGD, Signum
 from bench.optimizers.sps import SPS
 
@@ -86,3 +88,28 @@ def test_matches_reference(case):
     assert any(not torch.equal(a, b) for a, b in zip(got, start, strict=True)), "the optimizer did not move"
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [AdaBelief, AdaBound, Adan, ADOPT, MARS, Signum, SignSGD, Adamax, RAdam],
+                         ids=lambda c: c.__name__)
+def test_refuses_negative_lr(cls):
+    """The shared range check names the optimizer and the bad value; a valid lr builds."""
+    model = torch.nn.Linear(2, 1)
+    with pytest.raises(ValueError, match=rf"^invalid {cls.__name__} hyperparameters: lr=-1 \(must be > 0\)$"):
+        cls(model.parameters(), lr=-1, compile=False)
+    cls(model.parameters(), lr=1e-3, compile=False)
+
+
+def test_range_checks_specific_to_one_optimizer():
+    """Rules that differ from the shared defaults: Adan's three betas, ADOPT's eps > 0, Signum's momentum
+    in (0, 1), MARS's 1-D group; weight decay below zero is refused everywhere."""
+    params = list(torch.nn.Linear(2, 1).parameters())
+    for make, words in [(lambda: Adan(params, betas=(0.9, 0.9)), "betas=(0.9, 0.9) (must be three"),
+                        (lambda: ADOPT(params, eps=0.0), "eps=0.0 (must be > 0)"),
+                        (lambda: Signum(params, momentum=0.0), "momentum=0.0 (must be in (0, 1))"),
+                        (lambda: MARS(params, lr_1d=0.0, betas_1d=(0.9, 1.0)),
+                         "lr_1d=0.0 (must be > 0), betas_1d=(0.9, 1.0) (each must be in [0, 1))"),
+                        (lambda: AdaBelief(params, weight_decay=-0.1), "weight_decay=-0.1 (must be >= 0)")]:
+        with pytest.raises(ValueError) as bad:
+            make()
+        assert words in str(bad.value)

@@ -33,8 +33,7 @@ class AdaBelief(ElementwiseOptimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-16,
                  weight_decay: float = 0.0, compile="auto"):
-        if lr <= 0 or eps < 0 or not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"invalid AdaBelief hyperparameters: lr={lr}, betas={betas}, eps={eps}")
+        self.validate(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay), compile)
 
     def scalars(self, group: dict, step: int) -> dict:

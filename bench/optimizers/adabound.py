@@ -32,13 +32,12 @@ def adabound_kernel(p, g, m, v, *, lr: float, beta1: float, beta2: float, eps: f
 
 class AdaBound(ElementwiseOptimizer):
     state_names = ("exp_avg", "exp_avg_sq")
+    ranges = {**ElementwiseOptimizer.ranges, "final_lr": "> 0", "gamma": "> 0"}
     kernel = staticmethod(adabound_kernel)
 
     def __init__(self, params, lr: float = 1e-3, final_lr: float = 0.1, betas: tuple[float, float] = (0.9, 0.999),
                  gamma: float = 1e-3, eps: float = 1e-8, weight_decay: float = 0.0, compile="auto"):
-        if lr <= 0 or final_lr <= 0 or gamma <= 0 or eps < 0 or not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"invalid AdaBound hyperparameters: lr={lr}, final_lr={final_lr}, gamma={gamma}, "
-                             f"betas={betas}, eps={eps}")
+        self.validate(lr=lr, final_lr=final_lr, betas=betas, gamma=gamma, eps=eps, weight_decay=weight_decay)
         super().__init__(params, dict(lr=lr, final_lr=final_lr, betas=tuple(betas), gamma=gamma, eps=eps,
                                       weight_decay=weight_decay, base_lr=None), compile)
         for group in self.param_groups:  # each group's own initial lr (groups may set their own)

@@ -37,8 +37,9 @@ class Adan(ElementwiseOptimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float, float] = (0.98, 0.92, 0.99),
                  eps: float = 1e-8, weight_decay: float = 0.0, compile="auto"):
-        if lr <= 0 or eps < 0 or len(betas) != 3 or not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"invalid Adan hyperparameters: lr={lr}, betas={betas} (three), eps={eps}")
+        self.validate(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        if len(betas) != 3:  # a length is no range rule
+            raise ValueError(f"invalid Adan hyperparameters: betas={tuple(betas)} (must be three: beta1, beta2, beta3)")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay), compile)
 
     def scalars(self, group: dict, step: int) -> dict:

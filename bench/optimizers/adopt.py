@@ -29,12 +29,12 @@ def adopt_kernel(p, g, m, v, *, lr: float, decay: float, m_weight: float, v_keep
 
 class ADOPT(ElementwiseOptimizer):
     state_names = ("exp_avg", "exp_avg_sq")
+    ranges = {**ElementwiseOptimizer.ranges, "eps": "> 0"}  # eps also floors v's square root: it must be positive
     kernel = staticmethod(adopt_kernel)
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.9999), eps: float = 1e-6,
                  weight_decay: float = 0.0, clip_exponent: float = 0.25, compile="auto"):
-        if lr <= 0 or eps <= 0 or not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"invalid ADOPT hyperparameters: lr={lr}, betas={betas}, eps={eps}")
+        self.validate(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       clip_exponent=clip_exponent), compile)
 

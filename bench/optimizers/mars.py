@@ -38,14 +38,15 @@ def mars_kernel(p, g, m, v, g_prev, *, matrix: bool, lr: float, beta1: float, be
 
 class MARS(ElementwiseOptimizer):
     state_names = ("exp_avg", "exp_avg_sq", "last_grad")
+    ranges = {**ElementwiseOptimizer.ranges, "gamma": ">= 0", "lr_1d": "> 0", "betas_1d": "in [0, 1)",
+              "weight_decay_1d": ">= 0"}
     kernel = staticmethod(mars_kernel)
 
     def __init__(self, params, lr: float = 3e-3, betas: tuple[float, float] = (0.95, 0.99), gamma: float = 0.025,
                  eps: float = 1e-8, weight_decay: float = 0.0, lr_1d: float = 3e-3,
                  betas_1d: tuple[float, float] = (0.9, 0.95), weight_decay_1d: float = 0.1, compile="auto"):
-        if lr <= 0 or lr_1d <= 0 or eps < 0 or gamma < 0 or not all(0.0 <= b < 1.0 for b in (*betas, *betas_1d)):
-            raise ValueError(f"invalid MARS hyperparameters: lr={lr}, lr_1d={lr_1d}, betas={betas}, "
-                             f"betas_1d={betas_1d}, gamma={gamma}, eps={eps}")
+        self.validate(lr=lr, betas=betas, gamma=gamma, eps=eps, weight_decay=weight_decay, lr_1d=lr_1d,
+                      betas_1d=betas_1d, weight_decay_1d=weight_decay_1d)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), gamma=gamma, eps=eps, weight_decay=weight_decay,
                                       lr_1d=lr_1d, betas_1d=tuple(betas_1d), weight_decay_1d=weight_decay_1d,
                                       base_lr=None), compile)

@@ -26,8 +26,7 @@ class SignSGD(ElementwiseOptimizer):
     kernel = staticmethod(signsgd_kernel)
 
     def __init__(self, params, lr: float = 1e-4, weight_decay: float = 0.0, compile="auto"):
-        if lr <= 0 or weight_decay < 0:
-            raise ValueError(f"invalid signSGD hyperparameters: lr={lr}, weight_decay={weight_decay}")
+        self.validate(lr=lr, weight_decay=weight_decay)
         super().__init__(params, dict(lr=lr, weight_decay=weight_decay), compile)
 
     def scalars(self, group: dict, step: int) -> dict:
@@ -36,12 +35,11 @@ class SignSGD(ElementwiseOptimizer):
 
 class Signum(ElementwiseOptimizer):
     state_names = ("momentum_buffer",)
+    ranges = {**ElementwiseOptimizer.ranges, "momentum": "in (0, 1)"}  # momentum 0 is SignSGD
     kernel = staticmethod(signum_kernel)
 
     def __init__(self, params, lr: float = 1e-4, momentum: float = 0.9, weight_decay: float = 0.0, compile="auto"):
-        if lr <= 0 or weight_decay < 0 or not 0.0 < momentum < 1.0:
-            raise ValueError(f"invalid Signum hyperparameters: lr={lr}, momentum={momentum} (in (0, 1); "
-                             f"0 is signsgd), weight_decay={weight_decay}")
+        self.validate(lr=lr, momentum=momentum, weight_decay=weight_decay)
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay), compile)
 
     def scalars(self, group: dict, step: int) -> dict:
