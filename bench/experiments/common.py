@@ -11,9 +11,7 @@ overrides under `scales:`) plus `bench/experiments/<name>.py` with two functions
 from __future__ import annotations
 
 import contextlib
-import io
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -77,14 +75,12 @@ class Experiment:
         Read-only: return each cell's summary from disk (status "missing" when it never ran)."""
         from bench.compose import composer
         from bench.config import run_id
-        from bench.runner.main import execute
+        from bench.execute import Job, execute_all
         from bench.runner.rundir import read_summary
 
-        summaries = []
-        width = len(str(len(cells)))
-        with composer() as make:
-            for i, cell in enumerate(cells, 1):
-                started = time.perf_counter()
+        jobs = []
+        with composer() as make:  # every cell composed before the first runs: bad input stops nothing midway
+            for cell in cells:
                 if cell.config is not None:
                     cfg = OmegaConf.merge(cell.config, OmegaConf.from_dotlist(cell.overrides))
                     cfg.runs_root, cfg.progress = str(self.runs_root), "off"  # set, not parsed: YAML reads off as false
@@ -93,15 +89,11 @@ class Experiment:
                 if cell.task is not None:
                     with open_dict(cfg):
                         cfg.task = OmegaConf.create(cell.task)
-                if self.read_only:
-                    run_dir = self.runs_root / run_id(cfg)
-                    summaries.append(read_summary(run_dir) or {"status": "missing", "run_dir": str(run_dir)})
-                    continue
-                with contextlib.redirect_stdout(io.StringIO()):
-                    summary = execute(cfg)
-                summaries.append(summary)
-                print(f"[{i:>{width}}/{len(cells)}] {label or self.name} {cell.label or ' '.join(cell.overrides)}: "
-                      f"{summary['status']} ({time.perf_counter() - started:.1f}s)", flush=True)
+                jobs.append(Job(f"{label or self.name} {cell.label or ' '.join(cell.overrides)}", cfg))
+        if self.read_only:
+            return [read_summary(self.runs_root / run_id(job.cfg)) or
+                    {"status": "missing", "run_dir": str(self.runs_root / run_id(job.cfg))} for job in jobs]
+        summaries = execute_all(jobs)
         return summaries
 
     def tune(self, args: list[str]) -> None:

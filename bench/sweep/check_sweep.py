@@ -10,9 +10,7 @@ Hydra, torch and the runner, which reading and judging finished runs never need.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,23 +233,20 @@ def run_plan(runs: list[PlannedRun], root: Path, threads: int, log: Callable[[st
     skips them)."""
     import torch
 
-    from bench.runner.main import execute
+    from bench.execute import Job, execute_all
 
     # A fixed thread count: results must not depend on the runner's core count, and on a shared
     # CI machine a second thread mostly waits for a busy core.
     saved_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
-    started, reused = time.perf_counter(), 0
+    started = time.perf_counter()
+    for run in runs:
+        run.cfg.runs_root = str(root)  # not part of the run id
     try:
-        for i, run in enumerate(runs, 1):
-            t0 = time.perf_counter()
-            run.cfg.runs_root = str(root)  # not part of the run id
-            with contextlib.redirect_stdout(io.StringIO()):  # its "ok: <dir>" line; ours says more
-                status = execute(run.cfg)["status"]
-            reused += status == "skipped"
-            log(f"[{i}/{len(runs)}] {run.label} seed={run.seed}: {status} ({time.perf_counter() - t0:.1f} s)")
+        summaries = execute_all([Job(f"{run.label} seed={run.seed}", run.cfg) for run in runs], out=log)
     finally:
         torch.set_num_threads(saved_threads)
+    reused = sum(s.get("status") == "skipped" for s in summaries)
     log(f"{len(runs)} runs ({reused} reused) in {time.perf_counter() - started:.0f} s")
 
 

@@ -14,7 +14,6 @@ runs fast.
 from __future__ import annotations
 
 import contextlib
-import io
 import itertools
 import os
 import re
@@ -27,7 +26,8 @@ from hydra.core.utils import JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from bench import BenchError, compose
+from bench import compose
+from bench.execute import Job, execute_all
 from bench.runner.main import execute
 
 
@@ -58,30 +58,9 @@ class HydraSession(compose.HydraSession):
 
 
 def run_in_process(cells: list, describe: Callable[[Any], str], overrides: Callable[[Any], list[str]]) -> None:
-    """Execute each cell here, one line per cell. `execute`'s own chatter is replaced by that
-    line; warnings and errors still reach stderr."""
-    width = len(str(len(cells)))
-    for i, cell in enumerate(cells, 1):
-        started = time.perf_counter()
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                summary = execute(cell.cfg, overrides=overrides(cell))
-        except BenchError as exc:
-            print(f"[{i:>{width}}/{len(cells)}] {describe(cell)}: error: {exc}", file=sys.stderr)
-            continue
-        print(f"[{i:>{width}}/{len(cells)}] {describe(cell)}: {outcome_text(summary)} "
-              f"({time.perf_counter() - started:.1f}s)", flush=True)
-
-
-def outcome_text(summary: dict[str, Any]) -> str:
-    status = summary.get("status", "?")
-    metric = summary.get("metric")
-    value = (summary.get("final") or {}).get(metric)
-    if status == "ok" and isinstance(value, (int, float)):
-        return f"ok {metric}={value:.4g}"
-    if status == "failed":
-        return f"failed ({summary.get('error', '')})"
-    return status
+    """Execute each cell here, one line per cell (bench/execute.py); settings a run rejects are
+    said and the sweep goes on."""
+    execute_all([Job(describe(cell), cell.cfg, overrides(cell)) for cell in cells], bad_input="report")
 
 
 def _submitit_folder(config: DictConfig) -> Path | None:
