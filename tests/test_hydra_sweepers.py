@@ -12,7 +12,7 @@ import signal
 import pytest
 
 from bench.config import choices
-from bench.runner.main import objective
+from bench.runner.sweepers import objective
 from bench.tasks.synthetic import SyntheticTask
 
 pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")

@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bench import BenchError, schema
 from bench.config import CONF_DIR, constructor_kwargs, resolve_target, run_id
-from bench.runner import devices, rundir  # devices registers ${bench.jobs:} for launcher=parallel
+from bench.runner import devices, rundir, sweepers  # devices registers ${bench.jobs:} for launcher=parallel
 from bench.runner.build import Rejected, autocast_dtype, build_run, resolve_device
 from bench.runner.validate import validate
 
@@ -298,52 +298,8 @@ def _multirun() -> bool:
 
 
 #: statuses of the runs this process ran for `bench run`: a single run's, or a multirun's as
-#: collected from its jobs' markers once the multirun ends (`collect_job_statuses`)
+#: collected from its jobs' markers once the multirun ends (`sweepers.collect_job_statuses`)
 _statuses: list[str] = []
-#: a multirun's jobs may run in other processes (joblib, submitit): each leaves its status here,
-#: under the sweep's folder, for the process that launched them to count
-JOB_STATUS_DIR = ".job-status"
-
-
-def objective(summary: dict[str, Any], direction: str = "minimize") -> float:
-    """What a Hydra sweeper optimizes: the run's final value of its task's metric (as `bench tune`
-    scores a trial). A run with no finite final value (diverged, failed, skipped while running
-    elsewhere) returns the worst value for `direction`: +inf when minimizing, -inf when maximizing."""
-    value = (summary.get("final") or {}).get(summary.get("metric"))
-    if summary.get("status") in ("ok", "skipped") and isinstance(value, (int, float)) and math.isfinite(value):
-        return float(value)
-    return -math.inf if direction == "maximize" else math.inf
-
-
-def _sweeper_direction() -> str:
-    from hydra.core.hydra_config import HydraConfig
-
-    direction = HydraConfig.get().sweeper.get("direction", "minimize") if HydraConfig.initialized() else "minimize"
-    return str(getattr(direction, "name", direction)).lower()
-
-
-def _leave_job_status(status: str) -> None:
-    from hydra.core.hydra_config import HydraConfig
-
-    if os.environ.get("RANK", "0") != "0":  # a multirun under torchrun: one status per job, rank 0's
-        return
-    hc = HydraConfig.get()
-    folder = Path(str(hc.sweep.dir)) / JOB_STATUS_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{hc.job.num}").write_text(status)
-
-
-def collect_job_statuses(sweep_dir: Path) -> None:
-    """Called where the multirun was launched, once it ends: count its jobs' statuses."""
-    folder = sweep_dir / JOB_STATUS_DIR
-    if not folder.is_dir():
-        return
-    for marker in sorted(folder.iterdir()):
-        _statuses.append(marker.read_text().strip() or "?")
-        marker.unlink(missing_ok=True)
-    folder.rmdir()
-
-
 schema.register()  # before @hydra.main composes config.yaml, whose defaults name it
 
 
@@ -361,10 +317,10 @@ def hydra_entry(cfg: DictConfig) -> float:
         sys.exit(2)
     status = summary.get("status", "?")
     if multirun:
-        _leave_job_status(status)
+        sweepers.leave_job_status(status)
     else:
         _statuses.append(status)
-    return objective(summary, _sweeper_direction())
+    return sweepers.objective(summary, sweepers.sweeper_direction())
 
 
 def run_command() -> int:

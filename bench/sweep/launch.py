@@ -116,11 +116,12 @@ class SweepHygiene(Callback):
         _remove_if_empty(Path(str(config.hydra.runtime.output_dir)))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from bench.runner.main import collect_job_statuses
+        from bench.runner import main, sweepers
 
         replay_job_logs(config, since=getattr(self, "_started", 0.0))
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        collect_job_statuses(sweep_dir)  # `bench run -m` exits 1 if any job failed, wherever it ran
+        # `bench run -m` exits 1 if any job failed, wherever it ran
+        main._statuses.extend(sweepers.collect_job_statuses(sweep_dir))
         if sweep_dir.is_dir():  # a job that stopped on a signal never reached on_job_end
             for root, _, _ in sorted(os.walk(sweep_dir), key=lambda w: len(w[0]), reverse=True):
                 _remove_if_empty(Path(root))
