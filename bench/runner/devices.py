@@ -45,15 +45,9 @@ def lock_directory() -> Path:
 
 
 def _try_lock(path: Path) -> int | None:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())  # for people asking "who is on GPU 3?"
-    return fd
+    from bench.runner.rundir import try_lock  # the one flock-and-pid helper
+
+    return try_lock(path)
 
 
 def claim(devices: list[tuple[str, str]], lock_dir: Path, timeout_s: float | None = None,

@@ -70,6 +70,22 @@ def read_summary(run_dir: Path) -> dict[str, Any] | None:
         return None
 
 
+def try_lock(path: Path) -> int | None:
+    """An exclusive flock on `path` (created if missing) without waiting, with this process's
+    pid written in it (for people asking who holds it, and for tests that signal the holder);
+    the open descriptor, or None when another process holds it. Run directories and device
+    slots (runner/devices.py) both lock through this."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
 class RunLock:
     """An exclusive flock on `<run_dir>/.lock`. The kernel drops it when the process dies,
     even by kill -9, so a stale lock never blocks a re-run. `release` deletes the file: a
@@ -81,19 +97,14 @@ class RunLock:
 
     def acquire(self) -> bool:
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
+            fd = try_lock(self.path)
+            if fd is None:
                 return False
             # The holder before us may have deleted the file between our open and our flock: a
             # lock on a deleted file excludes nobody, so lock the file that is there now instead.
             if self._is_current(fd):
                 break
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())  # who runs it: for people, and for tests that signal it
         self._fd = fd
         return True
 
