@@ -13,8 +13,11 @@ import pytorch_optimizer as po
 import pytorch_optimizer.optimizer.sam as po_sam
 import schedulefree
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
+from bench.config import option_defaults
+from bench.optimizers import build_optimizer
 from bench.optimizers import reference as twin
 from bench.optimizers.adahessian import AdaHessian
 from bench.optimizers.adamsn import AdamSN, subset_size
@@ -134,6 +137,20 @@ def ref(cls, **kw):
     return lambda m: cls(params(m), **kw)
 
 
+def yaml(name: str, **over):
+    """The optimizer of bench/conf/optimizer/<name>.yaml with overrides, as the runner builds it, so a
+    change of the yaml's target or of a default the case does not override fails the case. The
+    factory carries the yaml's name: tests/test_parity_coverage.py counts it as that yaml's row."""
+
+    def make(model):
+        cfg = OmegaConf.merge(option_defaults("optimizer", name), {k: list(v) if isinstance(v, tuple) else v
+                                                                    for k, v in over.items()})
+        return build_optimizer(cfg, model, optimum=0.0)[0]
+
+    make.yaml = name
+    return make
+
+
 def in_train_mode(cls, **kw):
     """The schedulefree package starts in eval mode; bench's optimizers start in train mode."""
 
@@ -170,16 +187,32 @@ def muon_reference(m, **adamw):
 B = (0.8, 0.95)  # non-default betas everywhere
 ADAM = dict(lr=3e-3, betas=B, eps=1e-7)
 EMA = dict(lr=3e-3, betas=(0.8, 0.95, 0.995), alpha=3.0, eps=1e-7)
+SGD = dict(lr=0.05, momentum=0.8, dampening=0.1, weight_decay=1e-2)
+ADAGRAD = dict(lr=0.05, lr_decay=0.01, weight_decay=1e-2, initial_accumulator_value=0.1, eps=1e-7)
+ADAFACTOR = dict(lr=0.2, beta2_decay=-0.7, d=1.2, weight_decay=0.1)
 
 # id -> (ours, reference); every case runs STEPS steps from the same start on the same batches
 CASES = {
     "lion-defaults": (ours(Lion), lion_pytorch()),
-    "lion-wd-betas": (ours(Lion, lr=3e-3, betas=B, weight_decay=0.3), lion_pytorch(lr=3e-3, betas=B, weight_decay=0.3)),
-    "clion-wd-betas": (ours(Lion, lr=3e-3, betas=B, weight_decay=0.3, cautious=True),
+    "lion-wd-betas": (yaml("lion", lr=3e-3, betas=B, weight_decay=0.3), lion_pytorch(lr=3e-3, betas=B, weight_decay=0.3)),
+    "clion-wd-betas": (yaml("clion", lr=3e-3, betas=B, weight_decay=0.3),
                        ref(po.Lion, lr=3e-3, betas=B, weight_decay=0.3, cautious=True)),
     "adamw-vs-torch": (ours(AdamW, weight_decay=0.1, **ADAM), ref(torch.optim.AdamW, weight_decay=0.1, **ADAM)),
-    "cadamw-wd-betas": (ours(AdamW, weight_decay=0.1, cautious=True, **ADAM),
-                        ref(twin.CautiousAdamW, weight_decay=0.1, **ADAM)),
+    "cadamw-wd-betas": (yaml("cadamw", weight_decay=0.1, **ADAM), ref(twin.CautiousAdamW, weight_decay=0.1, **ADAM)),
+    # the torch.optim yamls, built from the yaml (fused kernels, float64 on CPU) against pytorch-optimizer
+    # or a twin: their targets and algorithm-defining defaults (momentum, nesterov, decay form) are pinned
+    "sgd-yaml-l2": (yaml("sgd", lr=0.05, weight_decay=1e-2), ref(po.SGDW, lr=0.05, weight_decay=1e-2, weight_decouple=False)),
+    "heavyball-yaml-dampening": (yaml("heavyball", **SGD), ref(po.SGDW, weight_decouple=False, **SGD)),
+    "nesterov-yaml-l2": (yaml("nesterov", lr=0.05, momentum=0.8, weight_decay=1e-2),
+                         ref(po.SGDW, lr=0.05, momentum=0.8, weight_decay=1e-2, weight_decouple=False, nesterov=True)),
+    "adam-yaml-l2": (yaml("adam", weight_decay=0.1, **ADAM), ref(twin.Adam, weight_decay=0.1, decoupled=False, **ADAM)),
+    "adamw-yaml-wd": (yaml("adamw", weight_decay=0.1, **ADAM), ref(twin.Adam, weight_decay=0.1, decoupled=True, **ADAM)),
+    "adagrad-yaml-decays": (yaml("adagrad", **ADAGRAD), ref(twin.Adagrad, **ADAGRAD)),
+    # pytorch-optimizer's AdaFactor is another variant (its relative step ignores lr: min(1e-2, 1/sqrt(t));
+    # it adds eps1 to g^2 where torch clamps sqrt(V)), hence a twin of torch's form. lr 0.2: the
+    # relative step is lr for t <= 25 and 1/sqrt(t) after; d 1.2 clips the update
+    "adafactor-yaml-clip-wd": (yaml("adafactor", eps=(1e-10, 1e-2), **ADAFACTOR),
+                               ref(twin.Adafactor, eps1=1e-10, eps2=1e-2, **ADAFACTOR)),
     "nadamw-wd-betas": (ours(NAdamW, weight_decay=0.1, **ADAM), ref(twin.NAdamW, weight_decay=0.1, **ADAM)),
     # pytorch-optimizer defaults to coupled (L2) decay; the paper decouples it (docs/OPTIMIZERS.md)
     "ademamix-warmup-vs-po": (ours(AdEMAMix, weight_decay=0.1, alpha_warmup=60, beta3_warmup=60, **EMA),

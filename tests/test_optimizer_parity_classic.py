@@ -11,11 +11,8 @@ from __future__ import annotations
 import pytest
 import pytorch_optimizer as po
 import torch
-from omegaconf import OmegaConf
-from test_optimizer_parity import B, params, ref, trajectory
+from test_optimizer_parity import B, params, ref, trajectory, yaml
 
-from bench.config import option_defaults
-from bench.optimizers import build_optimizer
 from bench.optimizers import reference as twin
 from bench.optimizers.adabelief import AdaBelief
 from bench.optimizers.adabound import AdaBound
@@ -26,17 +23,6 @@ from bench.optimizers.mars import MARS
 from bench.optimizers.radam import RAdam
 from bench.optimizers.signum import SignSGD, Signum
 from bench.optimizers.sps import SPS
-
-
-def yaml(name: str, **over):
-    """The optimizer of bench/conf/optimizer/<name>.yaml with overrides, as the runner builds it."""
-
-    def make(model):
-        cfg = OmegaConf.merge(option_defaults("optimizer", name), {k: list(v) if isinstance(v, tuple) else v
-                                                                    for k, v in over.items()})
-        return build_optimizer(cfg, model, optimum=0.0)[0]
-
-    return make
 
 
 def ours(cls, **kw):

@@ -190,3 +190,69 @@ class SPS(torch.optim.Optimizer):
         for p in ps:
             p.copy_(p - gamma * p.grad)
         return loss
+
+
+class Adam(Twin):
+    """Adam (Kingma & Ba 2015, Alg. 1) with L2 decay in g, or AdamW (Loshchilov & Hutter 2019, Alg. 2)
+    with the decay lr * lambda * theta taken from the parameter before the step."""
+
+    def __init__(self, params, lr, betas, eps, weight_decay, decoupled):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, decoupled=decoupled))
+
+    def update(self, p, g, state, group):
+        (b1, b2), t, lr, wd = group["betas"], state["t"], group["lr"], group["weight_decay"]
+        if group["decoupled"]:
+            p = p - lr * wd * p
+        else:
+            g = g + wd * p
+        m, v = adam_moments(state, g, b1, b2)
+        return p - lr * (m / (1 - b1**t)) / (torch.sqrt(v / (1 - b2**t)) + group["eps"])
+
+
+class Adagrad(Twin):
+    """Adagrad (Duchi et al. 2011, diagonal form): s_t = s_0 + sum g^2, step lr_t g / (sqrt(s_t) + eps),
+    with torch's extras: L2 decay in g and lr_t = lr / (1 + (t - 1) lr_decay)."""
+
+    def __init__(self, params, lr, lr_decay, weight_decay, initial_accumulator_value, eps):
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value, eps=eps))
+
+    def update(self, p, g, state, group):
+        g = g + group["weight_decay"] * p
+        s = state.get("s", torch.full_like(g, group["initial_accumulator_value"])) + g * g
+        state["s"] = s
+        lr_t = group["lr"] / (1 + (state["t"] - 1) * group["lr_decay"])
+        return p - lr_t * g / (torch.sqrt(s) + group["eps"])
+
+
+def rms(x: torch.Tensor) -> torch.Tensor:
+    return torch.sqrt((x * x).mean())
+
+
+class Adafactor(Twin):
+    """Adafactor (Shazeer & Stern 2018, Alg. 4-5) without momentum, in torch.optim.Adafactor's form:
+    beta2_t = 1 - t^c; a matrix keeps row and column sums of g^2 (V = R C / 1^T R), a vector a full v;
+    U = g / max(sqrt(V), eps1) (torch clamps where the paper adds eps1 to g^2), clipped to RMS d;
+    step max(eps2, RMS(theta)) * min(lr, 1 / sqrt(t)) (torch caps the relative step at lr where the
+    paper fixes 1e-2); decoupled decay theta (1 - lr lambda) before the step."""
+
+    def __init__(self, params, lr, beta2_decay, eps1, eps2, d, weight_decay):
+        super().__init__(params, dict(lr=lr, beta2_decay=beta2_decay, eps1=eps1, eps2=eps2, d=d,
+                                      weight_decay=weight_decay))
+
+    def update(self, p, g, state, group):
+        t, lr = state["t"], group["lr"]
+        beta2 = 1 - t ** group["beta2_decay"]
+        alpha = max(group["eps2"], rms(p).item()) * min(lr, 1 / math.sqrt(t))
+        p = p * (1 - lr * group["weight_decay"])
+        if g.dim() == 2:
+            r = beta2 * state.get("r", torch.zeros(g.shape[0], dtype=g.dtype)) + (1 - beta2) * (g * g).sum(1)
+            c = beta2 * state.get("c", torch.zeros(g.shape[1], dtype=g.dtype)) + (1 - beta2) * (g * g).sum(0)
+            state["r"], state["c"] = r, c
+            v = torch.outer(r, c) / r.sum()
+        else:
+            v = beta2 * state.get("v", torch.zeros_like(g)) + (1 - beta2) * g * g
+            state["v"] = v
+        u = g / torch.clamp(torch.sqrt(v), min=group["eps1"])
+        u = u / max(1.0, rms(u).item() / group["d"])
+        return p - alpha * u
