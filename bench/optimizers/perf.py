@@ -37,6 +37,7 @@ from torch import nn
 from bench.config import choices, constructor_kwargs, option_defaults, resolve_target
 from bench.optimizers import build_optimizer, capabilities, implementation
 from bench.optimizers.elementwise import want_compile
+from bench.results.markup import markdown_head, markdown_row
 
 #: peer packages in column order
 PACKAGES = ("pytorch_optimizer", "heavyball")
@@ -251,8 +252,7 @@ def run(names: list[str], width: int = 1024, layers: int = 10, device: str = "au
          "each paired with a copy timed just before it; implementations alternate step by step")
     echo("peers: " + ", ".join(f"{p} {version(p)} ({peer_mode(p, compile_peers)})" if installed(p)
                                else f"{p} (not installed: its column stays empty)" for p in peers))
-    echo(header(peers))
-    echo("|" + "---|" * header(peers).count(" |"))
+    echo(markdown_head(header(peers)))
     rows = []
     for name in names:
         rows.append(measure(name, width, layers, dev, repeats, copy, tick, peers))
@@ -269,16 +269,15 @@ def version(package: str) -> str:
     return installed_version(package.replace("_", "-"))
 
 
-def header(peers: tuple[str, ...] = PACKAGES) -> str:
-    columns = " | ".join(f"{p.replace('_', '-')} ms" for p in peers)
-    return (f"| optimizer | implementation | ms/step | copy fraction | compile s | {columns} | "
-            "speed-up over the fastest peer |")
+def header(peers: tuple[str, ...] = PACKAGES) -> list[str]:
+    return ["optimizer", "implementation", "ms/step", "copy fraction", "compile s",
+            *(f"{p.replace('_', '-')} ms" for p in peers), "speed-up over the fastest peer"]
 
 
 def format_row(r: Row, peers: tuple[str, ...] = PACKAGES) -> str:
     def num(x, fmt):
         return format(x, fmt) if x is not None else "-"
 
-    columns = " | ".join(num(r.peer_ms.get(p), ".1f") for p in peers)
-    return (f"| {r.name} | {r.implementation} | {r.ms:.1f} | {num(r.copy_fraction, '.2f')} | "
-            f"{num(r.compile_s or None, '.1f')} | {columns} | {num(r.speedup, '.2f') + 'x' if r.speedup else '-'} |")
+    return markdown_row([r.name, r.implementation, f"{r.ms:.1f}", num(r.copy_fraction, ".2f"),
+                         num(r.compile_s or None, ".1f"), *(num(r.peer_ms.get(p), ".1f") for p in peers),
+                         num(r.speedup, ".2f") + "x" if r.speedup else "-"])

@@ -31,6 +31,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.results.markup import markdown_head, markdown_row
+
 PARTS = ("optimizers", "loop", "ddp", "sharpness", "trials")
 
 
@@ -102,7 +104,7 @@ def part_optimizers(report: Report, size: Size, device: str) -> None:
 def part_loop(report: Report, size: Size, device: str) -> None:
     from bench.perf.loop import compare
 
-    report.add("| case | bench ms/step | minimal ms/step | ratio | tokens/s | MFU |", "|---|---|---|---|---|---|")
+    report.add(markdown_head(["case", "bench ms/step", "minimal ms/step", "ratio", "tokens/s", "MFU"]))
     for about, overrides in size.loop_cases:
         throughput: list[dict] = []
         result = compare(about, about, [*overrides, f"device={device}"], 1.02, size.loop_repeats, None,
@@ -113,7 +115,7 @@ def part_loop(report: Report, size: Size, device: str) -> None:
         minimal_ms = 1000 * statistics.median(result.minimal) / result.steps
         tok = f"{statistics.median(tokens):.0f}" if tokens else "–"
         util = f"{statistics.median(mfu):.1%}" if mfu else "–"
-        report.add(f"| {about} | {bench_ms:.2f} | {minimal_ms:.2f} | {result.ratio:.3f} | {tok} | {util} |")
+        report.add(markdown_row([about, f"{bench_ms:.2f}", f"{minimal_ms:.2f}", f"{result.ratio:.3f}", tok, util]))
 
 
 def bench_command(*args: str) -> list[str]:
@@ -185,13 +187,11 @@ def trials_per_hour(task: str, per_gpu: int, size: Size) -> float:
 
 
 def part_trials(report: Report, size: Size, device: str) -> None:
-    report.add("| task | " + " | ".join(f"{k}/GPU trials/h" for k in size.per_gpu) + " | ratio to 1/GPU |",
-               "|---|" + "---|" * (len(size.per_gpu) + 1))
+    report.add(markdown_head(["task", *(f"{k}/GPU trials/h" for k in size.per_gpu), "ratio to 1/GPU"]))
     for task in size.trial_tasks:
         rates = [trials_per_hour(task, k, size) for k in size.per_gpu]
         ratios = ", ".join(f"{k}: {r / rates[0]:.2f}x" for k, r in zip(size.per_gpu, rates, strict=True))
-        report.add(f"| {task} ({size.trial_steps} steps) | " + " | ".join(f"{r:.0f}" for r in rates)
-                   + f" | {ratios} |")
+        report.add(markdown_row([f"{task} ({size.trial_steps} steps)", *(f"{r:.0f}" for r in rates), ratios]))
 
 
 RUNNERS = {"optimizers": part_optimizers, "loop": part_loop, "ddp": part_ddp, "sharpness": part_sharpness,

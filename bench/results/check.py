@@ -170,9 +170,10 @@ def render(report: Report, fmt: str = "table") -> str | None:
                            "rule": gate.rule() if gate else None, "power": power, "warning": warning,
                            "rows": [dict(zip(COLUMNS, r, strict=True)) for r in rows]}, indent=2)
     if fmt == "md":
-        table = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-        table += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
-        return "\n\n".join(["\n".join(f"- {x}" for x in lines), "\n".join(table), "\n".join(f"- {x}" for x in footer)])
+        from bench.results.markup import markdown
+
+        return "\n\n".join(["\n".join(f"- {x}" for x in lines), markdown(COLUMNS, rows),
+                           "\n".join(f"- {x}" for x in footer)])
     from rich.console import Console
     from rich.table import Table
 

@@ -5,9 +5,10 @@ elements, for the leaderboards, the report, the calibration table and the experi
 from __future__ import annotations
 
 import html
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-import pandas as pd
+if TYPE_CHECKING:  # only annotations: `bench perf` and `bench check` print tables without pandas
+    import pandas as pd
 
 
 def _cell(value: Any) -> str:
@@ -15,11 +16,19 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
+def markdown_row(cells: Sequence[Any]) -> str:
+    """One `| a | b |` line: for tables printed a row at a time as their rows are measured."""
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
+def markdown_head(header: Sequence[Any]) -> str:
+    """The header row and the `|---|` rule under it."""
+    return markdown_row(header) + "\n|" + "---|" * len(header)
+
+
 def markdown(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
     """A GitHub-flavoured Markdown table: a header row, the `|---|` rule, one line per row."""
-    lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return "\n".join([markdown_head(header), *(markdown_row(row) for row in rows)])
 
 
 def markdown_frame(frame: pd.DataFrame) -> str:
