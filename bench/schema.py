@@ -6,16 +6,19 @@ metadata are checked by `check` after composition (OmegaConf types have no range
 Both kinds of error read the same, one line that names the fix: `message(key, value)`. What a
 schema cannot say (the option yamls' own keys, finite numbers, lr > 0) stays in
 runner/validate.py. The option groups (task, optimizer, ...) are `Any` here: each option's yaml
-is its own schema, checked against its defaults by validate.
+is its own schema for its constructor arguments, checked against its defaults by validate; the
+keys every task or every optimizer yaml shares (name, budget, the `search:` space, the facts
+about an optimizer) have a schema here too (`TaskFacts`, `OptimizerFacts`, checked by `check_facts`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
-from omegaconf import DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, ValidationError
 
 from bench import BenchError
 
@@ -100,7 +103,11 @@ def check(cfg: DictConfig) -> None:
         meta = spec.metadata
         if "low" not in meta or key not in cfg:
             continue
-        value = cfg[key]
+        try:
+            value = cfg[key]
+        except ValidationError as exc:  # an interpolated value (steps: ${task.budget}) of the wrong type
+            raise BenchError(message(key, OmegaConf.to_container(cfg, resolve=False).get(key)) +
+                             f" ({str(exc).splitlines()[0]})") from None
         if value is None and ("Optional" in str(spec.type) or spec.type == "Any"):
             continue
         integral = spec.type in ("int", "Optional[int]")
@@ -113,3 +120,62 @@ def check(cfg: DictConfig) -> None:
             if key in OUT_OF_RANGE and (too_high or key == "seed"):
                 raise BenchError(OUT_OF_RANGE[key].format(value=value))
             raise BenchError(message(key, value))
+
+
+@dataclass
+class SearchRange:
+    """One dimension of a `search:` space: `lr: {low: 1.0e-5, high: 1.0, log: true}`."""
+    low: float = MISSING
+    high: float = MISSING
+    log: bool = False
+
+
+@dataclass
+class OptimizerFacts:
+    """The keys every optimizer yaml shares; the others are its constructor's (bench/config.py)."""
+    name: Optional[str] = None
+    source: Optional[str] = None
+    state_per_param: Any = None  # bytes per fp32 parameter, or a label that `state_formula` computes
+    paper: Optional[str] = None
+    search: Dict[str, SearchRange] = field(default_factory=dict)
+    capabilities: Dict[str, bool] = field(default_factory=dict)
+    ideal_bytes: Optional[int] = None
+    peers: Dict[str, Any] = field(default_factory=dict)
+    toy: Dict[str, Any] = field(default_factory=dict)
+    state_formula: Optional[str] = None
+    color: Optional[str] = None
+
+
+@dataclass
+class TaskFacts:
+    """The keys every task yaml shares; the others are its class's constructor arguments."""
+    name: Optional[str] = None
+    data_source: Optional[str] = None
+    budget: Optional[int] = None  # the steps `bench tune` gives each trial
+    target: Optional[float] = None  # the metric value that counts as reaching the target
+    eval_every: Optional[int] = None
+
+
+FACTS = {"task": TaskFacts, "optimizer": OptimizerFacts}
+_FACT_NODES: dict[str, DictConfig] = {}  # one structured node per group: building it costs more than a merge
+
+
+def check_facts(group: str, node: DictConfig) -> None:
+    """The shared keys of a task or optimizer node have the schema's types; one line otherwise,
+    naming the key as it is written in an override (`optimizer.search.lr.low`)."""
+    schema = FACTS[group]
+    if group not in _FACT_NODES:
+        _FACT_NODES[group] = OmegaConf.structured(schema)
+    names = {f.name for f in fields(schema)}
+    shared = {key: node[key] for key in node if key in names}
+    try:
+        merged = OmegaConf.merge(_FACT_NODES[group], shared)
+    except ConfigKeyError as exc:
+        raise BenchError(f"{group}.{exc.full_key}: unknown key; a search range takes low, high and log") from None
+    except ValidationError as exc:
+        raise BenchError(f"{group}.{exc.full_key} has the wrong type: {str(exc).splitlines()[0]}") from None
+    for key, spec in merged.get("search", {}).items():
+        missing = [k for k in ("low", "high") if OmegaConf.is_missing(spec, k)]
+        if missing:
+            raise BenchError(f"{group}.search.{key} needs {' and '.join(missing)}, "
+                             "like {low: 1.0e-4, high: 1.0, log: true}")

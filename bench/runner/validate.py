@@ -81,6 +81,8 @@ def _check_finite(node: DictConfig, defaults: DictConfig | None, where: str) -> 
 
 def validate(cfg: DictConfig, dirs: tuple = ()) -> None:
     """`dirs`: the user's config folders, whose yamls give the types of their options' keys."""
+    for group in ("task", "optimizer"):  # first: top-level keys interpolate them (steps: ${task.budget})
+        schema.check_facts(group, cfg[group])  # the keys every yaml of the group shares
     schema.check(cfg)  # the top-level keys: types and bounds from bench/schema.py
     for group in ("task", "optimizer", "schedule"):
         name = cfg[group].get("name")
