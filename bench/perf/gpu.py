@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.results.markup import markdown_head, markdown_row
+from bench.runner import rundir
 
 PARTS = ("optimizers", "loop", "ddp", "sharpness", "trials")
 
@@ -152,7 +153,7 @@ def part_sharpness(report: Report, size: Size, device: str) -> None:
         cfg = compose_config([*size.sharpness, f"device={device}", f"runs_root={tmp}", "progress=off"])
         with contextlib.redirect_stdout(io.StringIO()):
             summary = execute(cfg)
-        lines = [json.loads(x) for x in (Path(summary["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
+        lines = [json.loads(x) for x in (Path(summary["run_dir"]) / rundir.METRICS).read_text().splitlines()]
     values = [(x["step"], x["probe/sharpness"]) for x in lines if "probe/sharpness" in x]
     shown = ", ".join(f"step {s}: {v:.4g}" for s, v in values)
     report.add(f"Sharpness probe ({' '.join(size.sharpness)}): {summary['status']}; {shown}; train "

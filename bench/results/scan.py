@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.runner import rundir
+
 
 @dataclass(frozen=True)
 class Skipped:
@@ -86,7 +88,7 @@ def run_dirs(base: str, rel: str, skipped: list[Skipped], depth: int = 0) -> lis
 
 
 def unfinished_reason(run_dir: Path) -> str:
-    if not (run_dir / "config.yaml").exists():
+    if not (run_dir / rundir.CONFIG).exists():
         return "not a run directory (no summary.json or config.yaml)"
     if is_locked(run_dir):
         return "still running (its lock is held); no summary.json yet"

@@ -25,6 +25,7 @@ import pandas as pd
 from bench.results import scan
 from bench.results.names import canonical_metric, canonical_summary
 from bench.results.scan import Skipped
+from bench.runner import rundir
 
 #: v2: metric names are stored renamed (names.py); a v1 index may hold pre-rename ones.
 #: v3: one `hp/<name>` column per hyperparameter, and `task/<name>` only where the setting applies
@@ -72,7 +73,7 @@ class Runs:
 def read_curve(run_dir: Path, run_id: str) -> tuple[pd.DataFrame | None, str | None]:
     """(long-form frame, problem). A bad line (a crash mid-write) ends the usable curve there."""
     try:
-        text = (run_dir / "metrics.jsonl").read_text()
+        text = (run_dir / rundir.METRICS).read_text()
     except OSError as exc:
         return None, f"metrics.jsonl unreadable ({exc.strerror or exc}); no learning curve"
     records, problem = [], None

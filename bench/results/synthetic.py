@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.runner import rundir
+
 
 def write_run(root: str | Path, *, task: str = "quad", optimizer: str = "adamw", seed: int = 0, lr: float = 1e-3,
               value: float = 0.1, status: str = "ok", metric: str = "val/loss", mode: str = "min",
@@ -28,7 +30,7 @@ def write_run(root: str | Path, *, task: str = "quad", optimizer: str = "adamw",
     run_dir = Path(root) / (name or run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     task_lines = "".join(f"  {k}: {v}\n" for k, v in (task_settings or {}).items())
-    (run_dir / "config.yaml").write_text(f"task:\n  name: {task}\n{task_lines}optimizer:\n  name: {optimizer}\n"
+    (run_dir / rundir.CONFIG).write_text(f"task:\n  name: {task}\n{task_lines}optimizer:\n  name: {optimizer}\n"
                                          f"steps: {steps}\nseed: {seed}\n")
     start = 1.0 if mode == "min" else 0.0
     lines = []
@@ -39,7 +41,7 @@ def write_run(root: str | Path, *, task: str = "quad", optimizer: str = "adamw",
             v = "inf"
         lines.append(json.dumps({"step": step, "time/train_s": step * step_time_ms / 1000, "lr": lr, "items": step * 32,
                                  "train/loss": v, metric: v}))
-    (run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    (run_dir / rundir.METRICS).write_text("\n".join(lines) + "\n")
     summary: dict[str, Any] = {
         "run_id": run_id, "task": task, "optimizer": optimizer, "seed": seed, "metric": metric, "mode": mode,
         "target": target, "optimum": None, "hyperparameters": hp, "schedule": "Constant", "batch_size": 32,
@@ -52,7 +54,7 @@ def write_run(root: str | Path, *, task: str = "quad", optimizer: str = "adamw",
         "env": {"bench": "0.1.0", "torch": "2.13.0+cpu", "device": "cpu", "host": "synthetic"},
         "finished_at": time.time(), "run_dir": str(run_dir), **(extra or {}),
     }
-    (run_dir / "summary.json").write_text(json.dumps(summary))
+    (run_dir / rundir.SUMMARY).write_text(json.dumps(summary))
     return run_dir
 
 

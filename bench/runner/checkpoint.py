@@ -26,11 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.runner.rundir import write_json_atomic
+from bench.runner.rundir import INTERRUPTED, write_json_atomic
 
 FORMAT = 1
 FILE = "checkpoint.pt"
-INTERRUPTED = "interrupted.json"
 
 
 def rng_state() -> dict[str, Any]:

@@ -125,7 +125,7 @@ def _claim(cfg: DictConfig, root: Path, rid: str) -> tuple[rundir.RunLock | None
         lock.release()
         return None, {"action": "done", "run_dir": str(run_dir), "summary": done}
     # An earlier attempt's failure: this attempt replaces it; until it ends, nothing claims a result.
-    (run_dir / "summary.json").unlink(missing_ok=True)
+    (run_dir / rundir.SUMMARY).unlink(missing_ok=True)
     return lock, {"action": "run", "run_dir": str(run_dir)}
 
 
@@ -196,8 +196,8 @@ def _record_build_failure(cfg, rid: str, run_dir: Path, device, error: str, writ
                "status": "failed", "error": error, "steps": 0, "env": rundir.environment(device),
                "started_at": time.time(), "finished_at": time.time(), "run_dir": str(run_dir)}
     if write:
-        rundir.write_config(run_dir / "config.yaml", OmegaConf.to_container(cfg, resolve=True))
-        rundir.write_json_atomic(run_dir / "summary.json", summary)
+        rundir.write_config(run_dir / rundir.CONFIG, OmegaConf.to_container(cfg, resolve=True))
+        rundir.write_json_atomic(run_dir / rundir.SUMMARY, summary)
         _say_failed(run_dir, error, sweep)
     return summary
 
@@ -226,9 +226,9 @@ def _run(cfg, rid, run_dir: Path, world: World, device, sweep: bool, task, model
     sinks: list = []
     if world.is_main:
         resolved = OmegaConf.to_container(cfg, resolve=True)
-        rundir.write_config(run_dir / "config.yaml", resolved)
+        rundir.write_config(run_dir / rundir.CONFIG, resolved)
         # an earlier attempt's curve: all of it, or what it logged after the checkpoint
-        rundir.trim_metrics(run_dir / "metrics.jsonl", resume["step"] if resume else None)
+        rundir.trim_metrics(run_dir / rundir.METRICS, resume["step"] if resume else None)
         sinks = make_sinks(cfg.logger.sinks, run_dir, rid, cfg.steps, cfg.progress, cfg.logger, resolved)
     from bench.runner.clock import reset_peak_memory
 
@@ -269,7 +269,7 @@ def _run(cfg, rid, run_dir: Path, world: World, device, sweep: bool, task, model
             sink.finish(summary)
         status = summary.get("status")
         if status in rundir.RESULTS and world.is_main:
-            rundir.write_json_atomic(run_dir / "summary.json", summary)
+            rundir.write_json_atomic(run_dir / rundir.SUMMARY, summary)
         if status in rundir.RESULTS:
             # a failed run keeps its last checkpoint: the retry resumes from it
             checkpointer.discard(keep_checkpoint=status == "failed")

@@ -34,6 +34,9 @@ import bench
 from bench import BenchError
 from bench.results.names import canonical_summary
 
+#: the files of a run directory (see above); runner writes and results reads them by these names
+CONFIG, METRICS, SUMMARY, INTERRUPTED = "config.yaml", "metrics.jsonl", "summary.json", "interrupted.json"
+
 if TYPE_CHECKING:  # torch is imported by environment() only: reading a summary must not need it
     import torch
 
@@ -65,7 +68,7 @@ def write_config(path: Path, resolved: dict[str, Any]) -> None:
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
     """summary.json, with metric names as they are now (a run may predate a rename: names.py)."""
     try:
-        return canonical_summary(json.loads((run_dir / "summary.json").read_text()))
+        return canonical_summary(json.loads((run_dir / SUMMARY).read_text()))
     except (FileNotFoundError, json.JSONDecodeError):
         return None
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import BenchError
+from bench.runner.rundir import METRICS
 
 
 class JsonlSink:
@@ -119,7 +120,7 @@ def _scalars(data: dict[str, Any], prefix: str = ""):
 
 
 def make_sinks(names, run_dir: Path, run_id: str, total: int, progress: str, logger_cfg, config: dict) -> list:
-    sinks: list = [JsonlSink(run_dir / "metrics.jsonl")]
+    sinks: list = [JsonlSink(run_dir / METRICS)]
     for name in names:
         if name == "console":
             sinks.append(ConsoleSink(run_id, total, progress))
