@@ -9,16 +9,13 @@ from typing import List, Optional
 import typer
 
 from bench.cli_errors import fail, guarded
-from bench.config import BASELINE, GROUPS, choices, description
+from bench.config import BASELINE
 
 app = typer.Typer(
     help="Benchmark optimizers honestly: equal tuning budgets, timed runs, leaderboards with confidence intervals.\n\n"
     "Start with `bench list optimizers`, then `bench run optimizer=lion task=logreg`.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
-
-PLURAL = {"tasks": "task", "optimizers": "optimizer", "schedules": "schedule", "loggers": "logger"}
-
 
 RUN_HELP = """Train one configuration, or a sweep with -m, into runs/<run_id>/.
 
@@ -81,27 +78,9 @@ def list_options(
     what: str = typer.Argument("optimizers", help="optimizers | tasks | schedules | loggers"),
 ) -> None:
     """List the choices of a config group, each with its one-line description."""
-    group = PLURAL.get(what, what)
-    if group not in GROUPS:
-        fail(f"cannot list {what!r}; choose one of: {', '.join(PLURAL)}")
-    from rich.console import Console
-    from rich.table import Table
+    from bench.listing import list_command
 
-    from bench.config import option_defaults
-
-    table = Table(title=f"{what} ({len(choices(group))})", show_lines=False)
-    table.add_column(group)
-    extra = {"optimizer": ["source", "state_per_param"], "task": ["data_source", "budget", "target"]}.get(group, [])
-    for col in extra:
-        table.add_column("state B/param" if col == "state_per_param" else col)
-    table.add_column("description")
-    for name in choices(group):
-        node = option_defaults(group, name)
-        cells = [str(node.get(c, "")) for c in extra]
-        if group == "task":
-            cells[0] = _data_status(node)
-        table.add_row(name, *cells, description(group, name))
-    Console(width=max(160, Console().width)).print(table)
+    guarded(list_command, what)
 
 
 @app.command(short_help="Run a small real sweep (about two minutes, no downloads): leaderboard, plots, report.")
@@ -119,19 +98,6 @@ def demo(
     from bench.demo import run_demo
 
     guarded(run_demo, Path(out))
-
-
-def _data_status(node) -> str:
-    source = str(node.get("data_source", "built-in"))
-    try:
-        from bench.tasks import data_present  # file checks only: listing must not wait for torch
-
-        present = data_present(node)
-        if present is not None:
-            return f"{source} ({'present' if present else 'missing'})"
-    except Exception:  # listing must not fail because one task cannot import
-        return f"{source} (unavailable)"
-    return source
 
 
 @app.command()
@@ -346,39 +312,9 @@ def experiment(
       bench experiment lion_memory --scale test     seconds; writes under its runs root only
       bench experiment schedule_free --scale gpu    real sizes, for a GPU
     """
-    from pathlib import Path
+    from bench.experiments.command import experiment_command
 
-    from bench.experiments import default_runs_root, run_experiment
-    from bench.experiments.claims import write_docs_command
-    from bench.experiments.common import load_spec, names
-
-    name = None
-    for arg in args or []:
-        key, eq, value = arg.partition("=")
-        if eq and key == "scale":
-            scale = value
-        elif eq and key == "experiment":
-            name = value
-        elif not eq and name is None:
-            name = arg
-        else:
-            fail(f"unexpected argument {arg!r}; usage: bench experiment NAME [--scale cpu|gpu|test]")
-    if name is None:
-        for n in names():
-            typer.echo(f"{n:<20} {guarded(load_spec, n, 'cpu').title}")
-        return
-    guarded(load_spec, name, scale)  # an unknown name or scale fails before anything is written
-    target = Path(docs) if docs else Path("docs") if write_docs else None
-    if scale == "test" and target is not None and (write_docs or target.resolve() == Path("docs").resolve()):
-        fail("--scale test only checks that the preset runs; its numbers are not claims, so it never writes "
-             "docs/: drop --write-docs (it writes under the runs root) or use --scale cpu or gpu")
-    root = Path(runs) if runs else default_runs_root(name, scale)
-    finding = guarded(run_experiment, name, scale, root, target, analyse_only)
-    claims = (target or root) / "CLAIMS.md"
-    typer.echo(f"{name}: {finding.verdict}. {finding.summary}")
-    typer.echo(f"wrote {claims} and {', '.join(str(p) for p in finding.figures)}")
-    if target is None and scale != "test":
-        typer.echo(f"docs/CLAIMS.md is unchanged; `{write_docs_command(name, scale)}` updates it")
+    experiment_command(args or [], scale, runs, write_docs, docs, analyse_only)
 
 
 def main() -> None:
