@@ -28,7 +28,9 @@ def list_command(what: str) -> None:
         if group == "task":
             cells[0] = _data_status(node)
         table.add_row(name, *cells, description(group, name))
-    Console(width=max(160, Console().width)).print(table)
+    console = Console()
+    # a terminal gets its own width (rich wraps the descriptions); a pipe or file gets whole lines
+    (console if console.is_terminal else Console(width=160)).print(table)
 
 
 def _data_status(node) -> str:
