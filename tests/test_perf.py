@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import write_fashion_dir
 
-from bench.perf import compose_config
+from bench.compose import compose_config
 from bench.perf.loop import bench_loop, minimal_loop
 from bench.runner.build import build_task, resolve_device
 

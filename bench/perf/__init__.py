@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from omegaconf import DictConfig
-
 
 @dataclass(frozen=True)
 class Case:
@@ -34,10 +32,3 @@ def require_data(names: list[str], extra: list[str]) -> None:
     from bench.sweep.check_sweep import require_data as require
 
     require([[*CASES[n].overrides, *extra] for n in names if n in CASES], "bench perf loop")
-
-
-def compose_config(overrides: list[str]) -> DictConfig:
-    """The config `bench run <overrides>` would run, composed in this process."""
-    from bench.compose import compose_config as compose_checked
-
-    return compose_checked(overrides, what=f"cannot compose {' '.join(overrides)}")

@@ -146,7 +146,7 @@ def part_ddp(report: Report, size: Size, device: str) -> None:
 
 
 def part_sharpness(report: Report, size: Size, device: str) -> None:
-    from bench.perf import compose_config
+    from bench.compose import compose_config
     from bench.runner.main import execute
 
     with tempfile.TemporaryDirectory(prefix="bench-gpu-probe-") as tmp:

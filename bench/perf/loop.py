@@ -29,8 +29,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from bench import BenchError
+from bench.compose import compose_config
 from bench.optimizers import build_optimizer
-from bench.perf import CASES, compose_config, require_data
+from bench.perf import CASES, require_data
 from bench.runner import clock as bench_clock
 from bench.runner.build import autocast_dtype, build_task, resolve_device
 from bench.runner.main import execute
@@ -149,7 +150,8 @@ def compare(name: str, about: str, overrides: list[str], goal: float, repeats: i
     try:
         patched.start()
         with tempfile.TemporaryDirectory(prefix="bench-perf-") as tmp:
-            cfg = compose_config([*overrides, f"runs_root={tmp}", "force=true", "progress=off"])
+            cfg = compose_config([*overrides, f"runs_root={tmp}", "force=true", "progress=off"],
+                                 what=f"cannot compose {' '.join(overrides)}")
             if cfg.grad_clip:
                 raise BenchError("P1 compares the plain step; drop grad_clip")
             device = resolve_device(cfg.device)
