@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from bench.optimizers.elementwise import ElementwiseOptimizer
+from bench.optimizers.elementwise import AdamStyle
 
 
 def adamax_kernel(p, g, m, u, *, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
@@ -24,16 +24,11 @@ def adamax_kernel(p, g, m, u, *, lr: float, beta1: float, beta2: float, eps: flo
     p.sub_(m / u * step_size)
 
 
-class Adamax(ElementwiseOptimizer):
+class Adamax(AdamStyle):
     state_names = ("exp_avg", "exp_inf")
     kernel = staticmethod(adamax_kernel)
 
-    def __init__(self, params, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, compile="auto"):
-        self.validate(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay), compile)
+    adam_defaults = {"lr": 2e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
 
-    def scalars(self, group: dict, step: int) -> dict:
-        beta1, beta2 = group["betas"]
-        return dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
-                    step_size=group["lr"] / (1 - beta1**step))
+    def step_scalars(self, lr: float, beta1: float, beta2: float, step: int) -> dict:
+        return dict(step_size=lr / (1 - beta1**step))

@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from bench.optimizers.elementwise import ElementwiseOptimizer
+from bench.optimizers.elementwise import AdamStyle
 
 
 def diffgrad_kernel(p, g, m, v, g_prev, *, lr: float, beta1: float, beta2: float, eps: float,
@@ -29,16 +29,9 @@ def diffgrad_kernel(p, g, m, v, g_prev, *, lr: float, beta1: float, beta2: float
     g_prev.copy_(g)
 
 
-class DiffGrad(ElementwiseOptimizer):
+class DiffGrad(AdamStyle):
     state_names = ("exp_avg", "exp_avg_sq", "previous_grad")
     kernel = staticmethod(diffgrad_kernel)
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, compile="auto"):
-        self.validate(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay), compile)
-
-    def scalars(self, group: dict, step: int) -> dict:
-        beta1, beta2 = group["betas"]
-        return dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
-                    step_size=group["lr"] * math.sqrt(1 - beta2**step) / (1 - beta1**step))
+    def step_scalars(self, lr: float, beta1: float, beta2: float, step: int) -> dict:
+        return dict(step_size=lr * math.sqrt(1 - beta2**step) / (1 - beta1**step))

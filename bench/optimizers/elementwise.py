@@ -202,3 +202,27 @@ class ElementwiseOptimizer(torch.optim.Optimizer):
                 else:
                     type(self).kernel(p, p.grad, *tensors, **scalars)
         return loss
+
+
+class AdamStyle(ElementwiseOptimizer):
+    """An element-wise optimizer configured exactly like Adam: lr, betas (two), eps, weight decay.
+    A subclass states its own defaults (`adam_defaults`, from its paper) and the step-dependent
+    scalars its kernel needs beyond those five (`step_scalars`)."""
+
+    adam_defaults: dict[str, Any] = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
+
+    def __init__(self, params, lr: float | None = None, betas: tuple[float, float] | None = None,
+                 eps: float | None = None, weight_decay: float | None = None, compile="auto"):
+        given = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay}
+        values = {k: self.adam_defaults[k] if v is None else v for k, v in given.items()}
+        values["betas"] = tuple(values["betas"])
+        self.validate(**values)
+        super().__init__(params, values, compile)
+
+    def step_scalars(self, lr: float, beta1: float, beta2: float, step: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def scalars(self, group: dict, step: int) -> dict[str, Any]:
+        beta1, beta2 = group["betas"]
+        return dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
+                    **self.step_scalars(group["lr"], beta1, beta2, step))

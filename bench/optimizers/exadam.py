@@ -12,7 +12,7 @@ do we (and pytorch-optimizer). Weight decay (not in the paper) is decoupled, app
 
 from __future__ import annotations
 
-from bench.optimizers.elementwise import ElementwiseOptimizer
+from bench.optimizers.elementwise import AdamStyle
 
 
 def exadam_kernel(p, g, m, v, *, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
@@ -28,16 +28,9 @@ def exadam_kernel(p, g, m, v, *, lr: float, beta1: float, beta2: float, eps: flo
     p.sub_(lr * numerator / denominator)
 
 
-class EXAdam(ElementwiseOptimizer):
+class EXAdam(AdamStyle):
     state_names = ("exp_avg", "exp_avg_sq")
     kernel = staticmethod(exadam_kernel)
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, compile="auto"):
-        self.validate(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay), compile)
-
-    def scalars(self, group: dict, step: int) -> dict:
-        beta1, beta2 = group["betas"]
-        return dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
-                    beta1_t=beta1**step, beta2_t=beta2**step)
+    def step_scalars(self, lr: float, beta1: float, beta2: float, step: int) -> dict:
+        return dict(beta1_t=beta1**step, beta2_t=beta2**step)

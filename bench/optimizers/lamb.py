@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from bench.optimizers.elementwise import ElementwiseOptimizer
+from bench.optimizers.elementwise import AdamStyle
 
 
 def lamb_kernel(p, g, m, v, *, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
@@ -29,16 +29,11 @@ def lamb_kernel(p, g, m, v, *, lr: float, beta1: float, beta2: float, eps: float
     p.sub_(lr * trust * r)
 
 
-class Lamb(ElementwiseOptimizer):
+class Lamb(AdamStyle):
     state_names = ("exp_avg", "exp_avg_sq")
     kernel = staticmethod(lamb_kernel)
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6,
-                 weight_decay: float = 0.01, compile="auto"):
-        self.validate(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay), compile)
+    adam_defaults = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-6, "weight_decay": 0.01}
 
-    def scalars(self, group: dict, step: int) -> dict:
-        beta1, beta2 = group["betas"]
-        return dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
-                    bias1=1 - beta1**step, bias2_sqrt=math.sqrt(1 - beta2**step))
+    def step_scalars(self, lr: float, beta1: float, beta2: float, step: int) -> dict:
+        return dict(bias1=1 - beta1**step, bias2_sqrt=math.sqrt(1 - beta2**step))

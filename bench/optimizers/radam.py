@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from bench.optimizers.elementwise import ElementwiseOptimizer
+from bench.optimizers.elementwise import AdamStyle
 
 
 def radam_kernel(p, g, m, v, *, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
@@ -33,23 +33,16 @@ def radam_kernel(p, g, m, v, *, lr: float, beta1: float, beta2: float, eps: floa
     p.sub_(m * scale * step_size)
 
 
-class RAdam(ElementwiseOptimizer):
+class RAdam(AdamStyle):
     state_names = ("exp_avg", "exp_avg_sq")
     kernel = staticmethod(radam_kernel)
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, compile="auto"):
-        self.validate(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay), compile)
-
-    def scalars(self, group: dict, step: int) -> dict:
-        beta1, beta2 = group["betas"]
+    def step_scalars(self, lr: float, beta1: float, beta2: float, step: int) -> dict:
         bias2 = 1 - beta2**step
         rho_inf = 2 / (1 - beta2) - 1
         rho_t = rho_inf - 2 * step * beta2**step / bias2
         adaptive = rho_t > 5
         rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) if adaptive \
             else 0.0
-        return dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
-                    step_size=group["lr"] / (1 - beta1**step), rect_scale=rect * math.sqrt(bias2),
+        return dict(step_size=lr / (1 - beta1**step), rect_scale=rect * math.sqrt(bias2),
                     adaptive=1.0 if adaptive else 0.0)
